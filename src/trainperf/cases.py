@@ -1,0 +1,174 @@
+"""The case matrix: which training configurations a run benchmarks, and their stable test IDs.
+
+Pure logic (no torch, no pytest) so it can be unit-tested with plain values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+
+DEVICES = ("cpu", "cuda", "mps")
+COMPILE_MODES = ("eager", "default", "reduce-overhead", "max-autotune")
+# Modes whose compiled graphs are replayed as CUDA graphs (max-autotune turns cudagraphs on too).
+CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
+PRECISIONS = ("fp32", "bf16", "fp16")
+MEMORY_FORMATS = ("contiguous", "channels_last")
+OPTIMIZERS = ("fused", "foreach", "forloop")
+BUILTIN_MODELS = ("resnet18", "resnet18_cifar")
+
+AXES = ("device", "compile", "precision", "memory_format", "model", "batch_size", "optimizer")
+
+
+@dataclass(frozen=True, order=True)
+class Case:
+    """One training configuration; its ``id`` is the pytest parameter ID and the baseline key."""
+
+    device: str
+    compile: str
+    precision: str
+    memory_format: str
+    model: str
+    batch_size: int
+    optimizer: str
+
+    @property
+    def id(self) -> str:
+        return "-".join(
+            (
+                self.device,
+                self.compile.replace("-", "_"),
+                self.precision,
+                self.memory_format,
+                model_token(self.model),
+                f"b{self.batch_size}",
+                self.optimizer,
+            )
+        )
+
+    @property
+    def compiled(self) -> bool:
+        return self.compile != "eager"
+
+    @property
+    def cudagraphs(self) -> bool:
+        return self.device == "cuda" and self.compile in CUDAGRAPH_MODES
+
+    def unsupported_reason(self) -> str | None:
+        """Why this combination cannot run anywhere (independent of the hardware present), or None."""
+        if self.compile in CUDAGRAPH_MODES and self.device != "cuda":
+            return f"compile mode {self.compile!r} replays CUDA graphs and runs on CUDA only"
+        if self.precision == "fp16" and self.device != "cuda":
+            return "fp16 autocast with GradScaler is benchmarked on CUDA only (use bf16 elsewhere)"
+        if self.optimizer == "fused" and self.device == "mps":
+            return "fused Adam is not benchmarked on MPS"
+        return None
+
+    def as_dict(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def model_token(model: str) -> str:
+    """A model name as it appears in IDs: ``pkg.mod:factory`` becomes ``pkg.mod.factory``."""
+    return re.sub(r"[^A-Za-z0-9_.]", ".", model)
+
+
+# The article's table (CPU eager, CUDA eager, CUDA compile) plus the CUDA fast path and the fused-versus-
+# foreach pair that makes optimizer-implementation regressions visible.
+DEFAULT_CASES: tuple[Case, ...] = (
+    Case("cpu", "eager", "fp32", "contiguous", "resnet18", 128, "foreach"),
+    Case("cuda", "eager", "fp32", "contiguous", "resnet18", 128, "foreach"),
+    Case("cuda", "default", "fp32", "contiguous", "resnet18", 128, "foreach"),
+    Case("cuda", "eager", "bf16", "channels_last", "resnet18_cifar", 128, "foreach"),
+    Case("cuda", "eager", "bf16", "channels_last", "resnet18_cifar", 128, "fused"),
+    Case("cuda", "reduce-overhead", "bf16", "channels_last", "resnet18_cifar", 128, "fused"),
+)
+MPS_DEFAULT_CASE = Case("mps", "eager", "fp32", "contiguous", "resnet18", 128, "foreach")
+
+FULL_AXES: Mapping[str, Sequence[object]] = {
+    "device": ("cpu", "cuda"),
+    "compile": COMPILE_MODES,
+    "precision": PRECISIONS,
+    "memory_format": MEMORY_FORMATS,
+    "model": BUILTIN_MODELS,
+    "batch_size": (128,),
+    "optimizer": ("fused", "foreach"),
+}
+
+
+def build_matrix(
+    matrix: str,
+    overrides: Mapping[str, Sequence[object]],
+    *,
+    mps_available: bool = False,
+) -> list[Case]:
+    """Expand the named base matrix, replacing each overridden axis by the values given.
+
+    ``default`` is the curated list above; ``full`` is the cross product of FULL_AXES minus the combinations
+    that cannot run anywhere.  An axis named in ``overrides`` replaces that field of every base case with each
+    given value (so ``--trainperf-batch-size 64,256`` runs every default case at both sizes).  Combinations the
+    user asked for explicitly that cannot run are kept: the suite skips them with the reason.
+    """
+    unknown = set(overrides) - set(AXES)
+    if unknown:
+        raise ValueError(f"unknown case axes: {sorted(unknown)}")
+    if matrix == "default":
+        base: list[Case] = list(DEFAULT_CASES)
+        if mps_available:
+            base.append(MPS_DEFAULT_CASE)
+    elif matrix == "full":
+        axes = dict(FULL_AXES)
+        if mps_available:
+            axes["device"] = (*axes["device"], "mps")
+        base = [Case(*values) for values in itertools.product(*(axes[a] for a in AXES))]  # type: ignore[arg-type]
+        base = [c for c in base if c.unsupported_reason() is None]
+    else:
+        raise ValueError(f"unknown matrix {matrix!r}; expected 'default' or 'full'")
+    return _dedupe(_override(c, overrides) for c in base)
+
+
+def _override(case: Case, overrides: Mapping[str, Sequence[object]]) -> Iterable[Case]:
+    names = [a for a in AXES if a in overrides]
+    for values in itertools.product(*(overrides[a] for a in names)):
+        yield replace(case, **dict(zip(names, values)))
+
+
+def _dedupe(groups: Iterable[Iterable[Case]]) -> list[Case]:
+    seen: dict[str, Case] = {}
+    for group in groups:
+        for case in group:
+            seen.setdefault(case.id, case)
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class LoaderCase:
+    """One DataLoader configuration; ``workers`` None means the device-resident reference loader."""
+
+    device: str
+    workers: int | None
+    pin_memory: bool
+
+    @property
+    def id(self) -> str:
+        if self.workers is None:
+            return f"{self.device}-resident"
+        return f"{self.device}-w{self.workers}-{'pin' if self.pin_memory else 'nopin'}"
+
+
+def loader_matrix(devices: Iterable[str], workers: Sequence[int]) -> list[LoaderCase]:
+    """num_workers x pin_memory per device (pinning only where there is a device to copy to), plus the
+    device-resident reference."""
+    out: list[LoaderCase] = []
+    for device in dict.fromkeys(devices):
+        pins = (False, True) if device == "cuda" else (False,)
+        out.extend(LoaderCase(device, w, p) for w in workers for p in pins)
+        out.append(LoaderCase(device, None, False))
+    return out
+
+
+def compile_matrix(cases: Iterable[Case]) -> list[Case]:
+    """The compiled training cases, each measured for cold- and warm-cache compile time."""
+    return [c for c in cases if c.compiled]

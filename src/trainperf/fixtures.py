@@ -1,0 +1,99 @@
+"""Fixtures that build each case: settings, dataset, model, trainer and the measuring runner.
+
+Any of them can be overridden in a conftest.py (a tiny ``trainperf_model`` for tests, a team's own dataset).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from trainperf.cases import Case, LoaderCase
+from trainperf.runner import Runner, check_runnable, out_of_memory_fails, release_device_memory
+from trainperf.settings import SETTINGS_KEY, Settings
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from trainperf.training import Trainer
+
+STAGED_BATCHES = 4
+
+
+@pytest.fixture(scope="session")
+def trainperf_settings(pytestconfig: pytest.Config) -> Settings:
+    """The parsed --trainperf-* options."""
+    return pytestconfig.stash[SETTINGS_KEY]
+
+
+@pytest.fixture(scope="session")
+def trainperf_dataset(trainperf_settings: Settings) -> Any:
+    """CIFAR-10 from --trainperf-data-dir, else the synthetic CIFAR-shaped set, with the training transforms."""
+    from trainperf import data
+
+    transform = data.train_transform()
+    if trainperf_settings.data_dir is None:
+        return data.SyntheticCIFAR10(trainperf_settings.synthetic_images, seed=trainperf_settings.seed,
+                                     transform=transform)
+    try:
+        return data.load_cifar10(trainperf_settings.data_dir, transform=transform)
+    except data.DataError as exc:
+        pytest.exit(f"trainperf: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@pytest.fixture
+def trainperf_case(request: pytest.FixtureRequest) -> Case:
+    """The training case of this test (parametrized from the case matrix)."""
+    return request.param
+
+
+@pytest.fixture
+def trainperf_compile_case(request: pytest.FixtureRequest) -> Case:
+    """A compiled training case, for compile-time benchmarks."""
+    return request.param
+
+
+@pytest.fixture
+def trainperf_loader_case(request: pytest.FixtureRequest) -> LoaderCase:
+    """A DataLoader configuration, for loader benchmarks."""
+    return request.param
+
+
+@pytest.fixture
+def trainperf_model(trainperf_case: Case, trainperf_settings: Settings) -> nn.Module:
+    """A freshly initialised model for the case (seeded)."""
+    import torch
+
+    from trainperf.models import build_model
+
+    check_runnable(trainperf_case.device, trainperf_settings, trainperf_case)
+    torch.manual_seed(trainperf_settings.seed)
+    return build_model(trainperf_case.model)
+
+
+@pytest.fixture
+def trainperf_trainer(
+    trainperf_case: Case, trainperf_model: nn.Module, trainperf_dataset: Any, trainperf_settings: Settings
+) -> Iterator[Trainer]:
+    """The case's model, optimizer and step on its device, with a few real batches staged there."""
+    from trainperf import data
+    from trainperf.training import build_trainer, stage_batches
+
+    case = trainperf_case
+    check_runnable(case.device, trainperf_settings, case)
+    with out_of_memory_fails(f"setup of {case.id}"):
+        trainer = build_trainer(case, trainperf_model)
+        loader = data.make_loader(trainperf_dataset, case.batch_size, seed=trainperf_settings.seed,
+                                  limit=case.batch_size * STAGED_BATCHES)
+        stage_batches(trainer, loader, STAGED_BATCHES)
+    yield trainer
+    del trainer
+    release_device_memory(case.device, case.compiled)
+
+
+@pytest.fixture
+def trainperf_runner(benchmark: Any, request: pytest.FixtureRequest, trainperf_settings: Settings) -> Runner:
+    """Runs a measurement and records it in the benchmark's extra_info."""
+    return Runner(benchmark, request, trainperf_settings)

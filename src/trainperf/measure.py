@@ -1,0 +1,266 @@
+"""The timed parts: training-step windows, epochs, the DataLoader alone, and compile time.
+
+Nothing here imports pytest: ``benchmark`` is anything with pytest-benchmark's ``pedantic``.  A result that
+must not be trusted raises ``MeasurementError``; the pytest layer turns it into a failed case.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from trainperf.training import compile_counters, synchronize
+
+if TYPE_CHECKING:
+    import torch
+
+    from trainperf.telemetry import Sampler
+    from trainperf.training import Trainer
+
+# torch.utils.benchmark's Measurement warns past this IQR/median; so do we.
+NOISY_SPREAD = 0.10
+# Calibration window: long enough to average out launch jitter, short enough to stay cheap.
+CALIBRATION_S = 0.25
+MAX_STEPS_PER_WINDOW = 100_000
+
+
+class MeasurementError(Exception):
+    """The numbers of this case cannot be trusted; the message says why."""
+
+
+def spread(samples: Sequence[float]) -> float:
+    """Interquartile range over median (0.0 for fewer than two samples)."""
+    if len(samples) < 2:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    median = statistics.median(samples)
+    return (q3 - q1) / median if median else math.inf
+
+
+def rate_summary(images: int, seconds: Sequence[float]) -> dict[str, Any]:
+    """img/s per round, their median, spread, and whether the spread is too wide to trust."""
+    rates = [images / s for s in seconds]
+    rel = spread(rates)
+    return {
+        "img_per_s": round(statistics.median(rates), 3),
+        "img_per_s_rounds": [round(r, 3) for r in rates],
+        "img_per_s_spread": round(rel, 5),
+        "noisy": rel > NOISY_SPREAD,
+    }
+
+
+def _timed(fn: Callable[[], Any], device: torch.device) -> float:
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def _loss(trainer: Trainer) -> float:
+    assert trainer.last_loss is not None
+    return float(trainer.last_loss.float().item())
+
+
+def _check_training(loss_first: float, loss_last: float) -> None:
+    if not math.isfinite(loss_last):
+        raise MeasurementError(f"loss became {loss_last} during the benchmark: the run diverged")
+    if not loss_last < loss_first:
+        raise MeasurementError(
+            f"loss did not go down ({loss_first:.4f} -> {loss_last:.4f}): the benchmark is not training"
+        )
+
+
+def _check_no_recompile(before: dict[str, int], after: dict[str, int]) -> None:
+    compiled = after["graphs"] - before["graphs"]
+    if compiled > 0:
+        raise MeasurementError(
+            f"torch.compile compiled {compiled} new graph(s) during timed rounds (recompilation or graph "
+            f"breaks on new inputs): the numbers include compilation"
+        )
+
+
+def _memory_start(device: torch.device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _memory_peak(device: torch.device, sampled_rss_mib: float | None) -> dict[str, Any]:
+    import torch
+
+    if device.type == "cuda":
+        return {"peak_mem_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1),
+                "peak_mem_kind": "cuda_max_allocated"}
+    return {"peak_mem_mib": sampled_rss_mib, "peak_mem_kind": "process_rss"}
+
+
+def warm_up(trainer: Trainer, steps: int) -> tuple[list[float], float]:
+    """Run untimed warm-up steps one at a time (compilation, cuDNN autotuning and CUDA-graph recording happen
+    here); returns each step's seconds and the first step's loss."""
+    times = [_timed(lambda: trainer.run(1), trainer.device)]
+    loss_first = _loss(trainer)
+    times += [_timed(lambda: trainer.run(1), trainer.device) for _ in range(steps - 1)]
+    return times, loss_first
+
+
+def calibrate(trainer: Trainer, last_warmup_s: float, window_s: float, fixed_steps: int | None) -> tuple[int, float]:
+    """Steps per timed window and the steady per-step seconds, from one untimed window."""
+    probe = fixed_steps or max(1, min(MAX_STEPS_PER_WINDOW, math.ceil(CALIBRATION_S / max(last_warmup_s, 1e-6))))
+    per_step = _timed(lambda: trainer.run(probe), trainer.device) / probe
+    if fixed_steps:
+        return fixed_steps, per_step
+    return max(1, min(MAX_STEPS_PER_WINDOW, math.ceil(window_s / max(per_step, 1e-9)))), per_step
+
+
+def train_step(
+    benchmark: Any,
+    trainer: Trainer,
+    sampler: Sampler,
+    *,
+    warmup_steps: int,
+    rounds: int,
+    window_s: float,
+    steps: int | None,
+) -> dict[str, Any]:
+    """Training-step throughput: windows of many steps, one synchronization at the end of each window."""
+    warm_times, loss_first = warm_up(trainer, warmup_steps)
+    steps_per_round, steady_s = calibrate(trainer, warm_times[-1], window_s, steps)
+    counters_before = compile_counters()
+    _memory_start(trainer.device)
+    round_s: list[float] = []
+
+    def window() -> None:
+        start = time.perf_counter()
+        trainer.run(steps_per_round)
+        synchronize(trainer.device)
+        round_s.append(time.perf_counter() - start)
+
+    sampler.start()
+    try:
+        benchmark.pedantic(window, setup=sampler.mark, rounds=rounds, iterations=1, warmup_rounds=0)
+    finally:
+        telemetry = sampler.stop()
+    counters_after = compile_counters()
+    loss_last = _loss(trainer)
+    batch = trainer.case.batch_size
+    result: dict[str, Any] = {
+        **rate_summary(batch * steps_per_round, round_s),
+        "step_ms": round(statistics.median(round_s) / steps_per_round * 1e3, 4),
+        "steps_per_round": steps_per_round,
+        "rounds": len(round_s),
+        "compile_s": round(max(0.0, sum(warm_times) - len(warm_times) * steady_s), 4),
+        "first_step_s": round(warm_times[0], 4),
+        "warmup_steps": warmup_steps,
+        **_memory_peak(trainer.device, telemetry.rss_peak_mib),
+        **telemetry.as_extra_info(),
+        "loss_first": round(loss_first, 5),
+        "loss_last": round(loss_last, 5),
+        "graph_breaks": counters_after["graph_breaks"],
+        "recompiles_in_rounds": counters_after["graphs"] - counters_before["graphs"],
+    }
+    _check_no_recompile(counters_before, counters_after)
+    _check_training(loss_first, loss_last)
+    return result
+
+
+def epoch(
+    benchmark: Any,
+    trainer: Trainer,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    sampler: Sampler,
+    *,
+    warmup_steps: int,
+    rounds: int,
+    non_blocking: bool,
+) -> dict[str, Any]:
+    """Whole epochs through the real DataLoader: host pipeline, copies and training together."""
+    warm_iter = iter(loader)
+    first = True
+    loss_first = math.nan
+    for _ in range(warmup_steps):
+        batch = next(warm_iter, None)
+        if batch is None:
+            break
+        trainer.step(*trainer.to_input(*batch, non_blocking=non_blocking))
+        if first:
+            synchronize(trainer.device)
+            loss_first, first = _loss(trainer), False
+    del warm_iter
+    synchronize(trainer.device)
+    counters_before = compile_counters()
+    _memory_start(trainer.device)
+    epoch_s: list[float] = []
+    images: list[int] = []
+
+    def one_epoch() -> None:
+        start = time.perf_counter()
+        seen = 0
+        for x, y in loader:
+            trainer.step(*trainer.to_input(x, y, non_blocking=non_blocking))
+            seen += x.shape[0]
+        synchronize(trainer.device)
+        epoch_s.append(time.perf_counter() - start)
+        images.append(seen)
+
+    sampler.start()
+    try:
+        benchmark.pedantic(one_epoch, setup=sampler.mark, rounds=rounds, iterations=1, warmup_rounds=0)
+    finally:
+        telemetry = sampler.stop()
+    counters_after = compile_counters()
+    if not images or images[0] == 0:
+        raise MeasurementError("the epoch yielded no batch: dataset smaller than one batch?")
+    loss_last = _loss(trainer)
+    result = {
+        **rate_summary(images[0], epoch_s),
+        "epoch_s": round(statistics.median(epoch_s), 4),
+        "epoch_s_rounds": [round(s, 4) for s in epoch_s],
+        "images_per_epoch": images[0],
+        "rounds": len(epoch_s),
+        **_memory_peak(trainer.device, telemetry.rss_peak_mib),
+        **telemetry.as_extra_info(),
+        "loss_first": round(loss_first, 5),
+        "loss_last": round(loss_last, 5),
+        "recompiles_in_rounds": counters_after["graphs"] - counters_before["graphs"],
+    }
+    _check_no_recompile(counters_before, counters_after)
+    _check_training(loss_first, loss_last)
+    return result
+
+
+def dataloader(
+    benchmark: Any,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    *,
+    rounds: int,
+    non_blocking: bool,
+) -> dict[str, Any]:
+    """Images per second out of a loader, delivered onto ``device`` (no training)."""
+
+    def drain() -> int:
+        seen = 0
+        last = None
+        for x, y in loader:
+            last = (x.to(device, non_blocking=non_blocking), y.to(device, non_blocking=non_blocking))
+            seen += x.shape[0]
+        del last
+        synchronize(device)
+        return seen
+
+    images = drain()  # warm-up: starts persistent workers, fills caches
+    if images == 0:
+        raise MeasurementError("the loader yielded no batch: dataset smaller than one batch?")
+    round_s: list[float] = []
+
+    def timed_drain() -> None:
+        start = time.perf_counter()
+        drain()
+        round_s.append(time.perf_counter() - start)
+
+    benchmark.pedantic(timed_drain, rounds=rounds, iterations=1, warmup_rounds=0)
+    return {**rate_summary(images, round_s), "images_per_round": images, "rounds": len(round_s)}

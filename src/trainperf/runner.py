@@ -1,0 +1,216 @@
+"""The pytest side of a measurement: skip or fail a case for a reason, record extra_info, keep results."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from trainperf.cases import Case, LoaderCase
+from trainperf.settings import Settings
+
+if TYPE_CHECKING:
+    import torch
+
+    from trainperf.telemetry import Sampler
+    from trainperf.training import Trainer
+
+RESULTS_KEY = pytest.StashKey[list["Result"]]()
+
+
+@dataclass
+class Result:
+    """One finished benchmark, for the end-of-run table."""
+
+    nodeid: str
+    kind: str
+    case_id: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def check_runnable(device: str, settings: Settings, case: Case | None = None) -> None:
+    """Skip (or, for CUDA under --trainperf-require-cuda, fail) a case this machine cannot run."""
+    from trainperf.environment import compile_unsupported_reason, device_unavailable_reason
+
+    if case is not None and (reason := case.unsupported_reason()):
+        pytest.skip(f"unsupported combination: {reason}")
+    if reason := device_unavailable_reason(device):
+        if device == "cuda" and settings.require_cuda:
+            pytest.fail(f"{reason}, and TRAINPERF_REQUIRE_CUDA/--trainperf-require-cuda is set", pytrace=False)
+        pytest.skip(reason)
+    if case is not None and case.compiled and (reason := compile_unsupported_reason(device)):
+        pytest.skip(reason)
+
+
+@cache
+def _gpu(index: int) -> Any:
+    from trainperf.telemetry import open_gpu
+
+    return open_gpu(index)
+
+
+def make_sampler(device: torch.device, settings: Settings) -> Sampler:
+    from trainperf.telemetry import Sampler
+
+    gpu = None
+    if device.type == "cuda":
+        import torch
+
+        gpu = _gpu(device.index if device.index is not None else torch.cuda.current_device())
+    return Sampler(gpu=gpu, period_s=settings.sample_period_s)
+
+
+def release_device_memory(device_type: str, compiled: bool) -> None:
+    """Free what a finished case held so the next one starts clean (CUDA-graph pools included)."""
+    import torch
+
+    if compiled:
+        torch._dynamo.reset()
+    gc.collect()
+    if device_type == "cuda":
+        torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def out_of_memory_fails(what: str) -> Iterator[None]:
+    """Turn a CUDA out-of-memory error into a failure of this case alone, with a message that says so."""
+    import torch
+
+    message = None
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
+        message = f"CUDA out of memory in {what}: {first} (try a smaller --trainperf-batch-size)"
+    if message is not None:
+        # Outside the except block, so the traceback and its frames' tensors are released first.
+        release_device_memory("cuda", compiled=False)
+        pytest.fail(message, pytrace=False)
+
+
+class Runner:
+    """Runs one measurement for a test and files its numbers in the benchmark's extra_info."""
+
+    def __init__(self, benchmark: Any, request: pytest.FixtureRequest, settings: Settings) -> None:
+        self.benchmark = benchmark
+        self.request = request
+        self.settings = settings
+
+    def train_step(self, trainer: Trainer) -> dict[str, Any]:
+        """Training-step throughput of ``trainer``'s case."""
+        from trainperf import measure
+
+        s = self.settings
+        with self._measuring("train_step", trainer.case):
+            result = measure.train_step(
+                self.benchmark, trainer, make_sampler(trainer.device, s),
+                warmup_steps=s.warmup_steps, rounds=s.rounds, window_s=s.window_s, steps=s.steps,
+            )
+        return self._record("train_step", trainer.case.id, trainer.case.as_dict(), result)
+
+    def epoch(self, trainer: Trainer, dataset: Any) -> dict[str, Any]:
+        """Whole epochs of ``trainer``'s case through the real DataLoader."""
+        from trainperf import data, measure
+
+        s, case = self.settings, trainer.case
+        workers = s.num_workers if s.num_workers is not None else _auto_workers(case.device)
+        pin = case.device == "cuda"
+        limit = s.epoch_images if s.epoch_images is not None else (5120 if case.device == "cpu" else None)
+        loader = data.make_loader(
+            dataset, case.batch_size, num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
+            drop_last=True, shuffle=True, seed=s.seed, limit=limit,
+        )
+        with self._measuring("epoch", case):
+            result = measure.epoch(
+                self.benchmark, trainer, loader, make_sampler(trainer.device, s),
+                warmup_steps=s.warmup_steps, rounds=s.epoch_rounds, non_blocking=pin,
+            )
+        loader_info = {"num_workers": workers, "pin_memory": pin, "persistent_workers": workers > 0,
+                       "drop_last": True, "epoch_images_limit": limit}
+        return self._record("epoch", case.id, {**case.as_dict(), **loader_info}, result)
+
+    def dataloader(self, case: LoaderCase, dataset: Any) -> dict[str, Any]:
+        """Images per second of one loader configuration, delivered to its device."""
+        import torch
+
+        from trainperf import data, measure
+
+        s = self.settings
+        check_runnable(case.device, s)
+        batch = s.batch_size[0] if s.batch_size else 128
+        limit = s.loader_batches * batch
+        device = torch.device(case.device)
+        if case.workers is None:
+            loader: Any = data.DeviceResidentLoader(dataset, batch, device, seed=s.seed, limit=limit)
+        else:
+            loader = data.make_loader(
+                dataset, batch, num_workers=case.workers, pin_memory=case.pin_memory,
+                persistent_workers=case.workers > 0, drop_last=True, shuffle=True, seed=s.seed, limit=limit,
+            )
+        with self._measuring("dataloader", None):
+            result = measure.dataloader(self.benchmark, loader, device, rounds=s.loader_rounds,
+                                        non_blocking=case.pin_memory)
+        config = {"device": case.device, "num_workers": case.workers, "pin_memory": case.pin_memory,
+                  "resident": case.workers is None, "batch_size": batch}
+        return self._record("dataloader", case.id, config, result)
+
+    def compile_time(self, case: Case) -> dict[str, Any]:
+        """Cold- and warm-cache compile time of ``case``, each in a fresh process."""
+        from trainperf import compile_time
+
+        s = self.settings
+        check_runnable(case.device, s, case)
+        box: dict[str, Any] = {}
+
+        def measure_once() -> None:
+            box.update(compile_time.cold_and_warm(
+                case, warmup_steps=max(s.warmup_steps, 3), tf32=s.tf32, cudnn_benchmark=s.cudnn_benchmark,
+                seed=s.seed,
+            ))
+
+        try:
+            self.benchmark.pedantic(measure_once, rounds=1, iterations=1, warmup_rounds=0)
+        except compile_time.CompileProbeError as exc:
+            self._fail(str(exc))
+        return self._record("compile_time", case.id, case.as_dict(), box)
+
+    @contextlib.contextmanager
+    def _measuring(self, kind: str, case: Case | None) -> Iterator[None]:
+        from trainperf.measure import MeasurementError
+
+        self.benchmark.group = kind
+        what = f"{kind}[{case.id}]" if case else kind
+        try:
+            with out_of_memory_fails(what):
+                yield
+        except MeasurementError as exc:
+            self._fail(f"{what}: {exc}")
+        except pytest.fail.Exception:
+            self.benchmark.has_error = True  # keep the numbers of a failed case out of the saved JSON
+            raise
+
+    def _fail(self, message: str) -> None:
+        self.benchmark.has_error = True
+        pytest.fail(message, pytrace=False)
+
+    def _record(self, kind: str, case_id: str, config: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+        from trainperf.environment import backend_flags
+
+        info = {"trainperf_kind": kind, "case_id": case_id, "config": config, **result,
+                "backend_flags": backend_flags(), "settings": self.settings.recorded()}
+        self.benchmark.extra_info.update(info)
+        self.request.config.stash.setdefault(RESULTS_KEY, []).append(
+            Result(self.request.node.nodeid, kind, case_id, info)
+        )
+        return info
+
+
+def _auto_workers(device: str) -> int:
+    import os
+
+    return 0 if device == "cpu" else min(8, os.cpu_count() or 1)

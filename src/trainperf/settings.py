@@ -1,0 +1,288 @@
+"""Command-line options and ini keys, parsed once into a frozen ``Settings``.
+
+Every value is resolved as: command line, then environment variable (where one is named), then ini key,
+then the default.  A bad value raises ``pytest.UsageError`` naming the option and what was expected.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from trainperf import cases
+
+SETTINGS_KEY = pytest.StashKey["Settings"]()
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError
+    return value
+
+
+def _on_off(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("on", "1", "true", "yes"):
+        return True
+    if lowered in ("off", "0", "false", "no"):
+        return False
+    raise ValueError
+
+
+def _auto_or(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse_auto(text: str) -> Any:
+        return None if text.strip().lower() == "auto" else parse(text)
+
+    return parse_auto
+
+
+def _choice_list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        values = _split(text)
+        if not values or any(v not in choices for v in values):
+            raise ValueError
+        return values
+
+    return parse
+
+
+def _choice(choices: Sequence[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.strip() not in choices:
+            raise ValueError
+        return text.strip()
+
+    return parse
+
+
+def _int_list(parse_one: Callable[[str], int]) -> Callable[[str], tuple[int, ...]]:
+    def parse(text: str) -> tuple[int, ...]:
+        values = tuple(parse_one(v) for v in _split(text))
+        if not values:
+            raise ValueError
+        return values
+
+    return parse
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+
+
+def _model_list(text: str) -> tuple[str, ...]:
+    values = _split(text)
+    if not values:
+        raise ValueError
+    return values
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag, ini key, optional environment variable, parser and default."""
+
+    name: str  # attribute on Settings; flag is --trainperf-<name with dashes>, ini key trainperf_<name>
+    metavar: str
+    help: str
+    expected: str
+    parse: Callable[[str], Any]
+    default: str | None
+    env: str | None = None
+    flag: bool = False  # a store_true switch
+
+    @property
+    def cli(self) -> str:
+        return "--trainperf-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "trainperf_" + self.name
+
+
+_LIST = "a comma-separated list of "
+OPTIONS: tuple[Option, ...] = (
+    Option("matrix", "NAME", "base case matrix: 'default' (curated) or 'full' (every runnable combination)",
+           "'default' or 'full'", _choice(("default", "full")), "default"),
+    Option("device", "LIST", "replace the device axis of every case", _LIST + ", ".join(cases.DEVICES),
+           _choice_list(cases.DEVICES), None),
+    Option("compile", "LIST", "replace the compile-mode axis", _LIST + ", ".join(cases.COMPILE_MODES),
+           _choice_list(cases.COMPILE_MODES), None),
+    Option("precision", "LIST", "replace the precision axis", _LIST + ", ".join(cases.PRECISIONS),
+           _choice_list(cases.PRECISIONS), None),
+    Option("memory_format", "LIST", "replace the memory-format axis", _LIST + ", ".join(cases.MEMORY_FORMATS),
+           _choice_list(cases.MEMORY_FORMATS), None),
+    Option("model", "LIST", "replace the model axis: resnet18, resnet18_cifar, any torchvision classification "
+           "model name, or package.module:factory", _LIST + "model names", _model_list, None),
+    Option("batch_size", "LIST", "replace the batch-size axis", _LIST + "positive integers",
+           _int_list(_positive_int), None),
+    Option("optimizer", "LIST", "replace the Adam implementation axis", _LIST + ", ".join(cases.OPTIMIZERS),
+           _choice_list(cases.OPTIMIZERS), None),
+    Option("data_dir", "DIR", "local CIFAR-10 in torchvision's format (never downloaded); unset: the "
+           "deterministic synthetic CIFAR-shaped dataset", "a directory", str, None, env="TRAINPERF_DATA_DIR"),
+    Option("synthetic_images", "N", "images in the synthetic dataset", "a positive integer",
+           _positive_int, "50000"),
+    Option("warmup_steps", "N", "untimed steps before the timed rounds (compilation happens here)",
+           "a positive integer", _positive_int, "5"),
+    Option("rounds", "N", "timed rounds (windows) per step benchmark", "an integer >= 1", _positive_int, "10"),
+    Option("window_s", "SECONDS", "target length of one timed window; steps per window are calibrated to it",
+           "a positive number", _positive_float, "1.0"),
+    Option("steps", "N|auto", "steps per timed window instead of calibrating", "'auto' or a positive integer",
+           _auto_or(_positive_int), "auto"),
+    Option("epoch_images", "N|auto", "images per epoch benchmark round; auto: the whole dataset on a GPU, "
+           "5120 on CPU", "'auto' or a positive integer", _auto_or(_positive_int), "auto"),
+    Option("epoch_rounds", "N", "timed epochs per epoch benchmark", "a positive integer", _positive_int, "3"),
+    Option("num_workers", "N|auto", "DataLoader workers in the epoch benchmark; auto: min(8, cores) with a "
+           "GPU, 0 on CPU (workers would steal the cores the model trains on)",
+           "'auto' or an integer >= 0", _auto_or(_non_negative_int), "auto"),
+    Option("loader_workers", "LIST", "num_workers values of the DataLoader benchmark",
+           _LIST + "integers >= 0", _int_list(_non_negative_int), "0,2,4"),
+    Option("loader_batches", "N", "batches per DataLoader benchmark round", "a positive integer",
+           _positive_int, "50"),
+    Option("loader_rounds", "N", "timed rounds per DataLoader benchmark", "a positive integer",
+           _positive_int, "5"),
+    Option("tf32", "on|off", "TF32 for matmul and cuDNN convolutions (float32_matmul_precision 'high')",
+           "'on' or 'off'", _on_off, "on"),
+    Option("cudnn_benchmark", "on|off", "torch.backends.cudnn.benchmark", "'on' or 'off'", _on_off, "on"),
+    Option("require_cuda", "", "fail instead of skipping when CUDA is unavailable (for GPU CI jobs)",
+           "'1' or '0'", _on_off, "0", env="TRAINPERF_REQUIRE_CUDA", flag=True),
+    Option("sample_period_s", "SECONDS", "NVML/memory sampling period during timed rounds",
+           "a positive number", _positive_float, "0.1"),
+    Option("seed", "N", "seed for data, weights and shuffling", "an integer >= 0", _non_negative_int, "0"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    matrix: str = "default"
+    device: tuple[str, ...] | None = None
+    compile: tuple[str, ...] | None = None
+    precision: tuple[str, ...] | None = None
+    memory_format: tuple[str, ...] | None = None
+    model: tuple[str, ...] | None = None
+    batch_size: tuple[int, ...] | None = None
+    optimizer: tuple[str, ...] | None = None
+    data_dir: str | None = None
+    synthetic_images: int = 50_000
+    warmup_steps: int = 5
+    rounds: int = 10
+    window_s: float = 1.0
+    steps: int | None = None
+    epoch_images: int | None = None
+    epoch_rounds: int = 3
+    num_workers: int | None = None
+    loader_workers: tuple[int, ...] = (0, 2, 4)
+    loader_batches: int = 50
+    loader_rounds: int = 5
+    tf32: bool = True
+    cudnn_benchmark: bool = True
+    require_cuda: bool = False
+    sample_period_s: float = 0.1
+    seed: int = 0
+    overrides: dict[str, tuple[Any, ...]] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_pytest_config(cls, config: pytest.Config) -> Settings:
+        values: dict[str, Any] = {}
+        for option in OPTIONS:
+            raw, source = _raw_value(config, option)
+            if raw is None:
+                values[option.name] = None if option.default is None else option.parse(option.default)
+                continue
+            try:
+                values[option.name] = option.parse(raw)
+            except ValueError:
+                raise pytest.UsageError(
+                    f"{source}: expected {option.expected}, got {raw!r}"
+                ) from None
+        if values["model"]:
+            for name in values["model"]:
+                _check_model_name(name)
+        if values["data_dir"] is not None:
+            from trainperf.data import DataError, check_cifar10_dir
+
+            try:
+                check_cifar10_dir(values["data_dir"])
+            except DataError as exc:
+                raise pytest.UsageError(f"trainperf data dir: {exc}") from None
+        overrides = {axis: values[axis] for axis in cases.AXES if values[axis] is not None}
+        return cls(**values, overrides=overrides)
+
+    def cases(self, *, mps_available: bool = False) -> list[cases.Case]:
+        return cases.build_matrix(self.matrix, self.overrides, mps_available=mps_available)
+
+    def recorded(self) -> dict[str, Any]:
+        """The measurement settings, for extra_info and machine info."""
+        keep = ("warmup_steps", "rounds", "window_s", "steps", "tf32", "cudnn_benchmark", "seed", "data_dir")
+        return {k: getattr(self, k) for k in keep}
+
+
+def _raw_value(config: pytest.Config, option: Option) -> tuple[str | None, str]:
+    cli = config.getoption(option.cli)
+    if option.flag and cli:
+        return "1", option.cli
+    if not option.flag and cli is not None:
+        return str(cli), option.cli
+    if option.env and os.environ.get(option.env, "").strip():
+        return os.environ[option.env], f"environment variable {option.env}"
+    ini = config.getini(option.ini)
+    if ini not in ("", None):
+        return str(ini), f"ini option {option.ini}"
+    return None, ""
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("trainperf", "trainperf: training throughput benchmarks")
+    for option in OPTIONS:
+        default = option.default if option.default is not None else "unset"
+        env = f"; env {option.env}" if option.env else ""
+        help_text = f"{option.help}{env}. Default: {default}"
+        if option.flag:
+            group.addoption(option.cli, action="store_true", default=False, help=help_text)
+        else:
+            group.addoption(option.cli, metavar=option.metavar, default=None, help=help_text)
+        parser.addini(option.ini, help=help_text, default="")
+
+
+def _check_model_name(name: str) -> None:
+    if name in cases.BUILTIN_MODELS:
+        return
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise pytest.UsageError(
+                f"--trainperf-model: cannot import module {module_name!r} of {name!r}: {exc}"
+            ) from None
+        if not callable(getattr(module, attr, None)):
+            raise pytest.UsageError(
+                f"--trainperf-model: {module_name!r} has no callable {attr!r} (expected package.module:factory)"
+            )
+        return
+    from trainperf.models import torchvision_classifiers
+
+    known = torchvision_classifiers()
+    if name not in known:
+        raise pytest.UsageError(
+            f"--trainperf-model: unknown model {name!r}; expected resnet18, resnet18_cifar, a torchvision "
+            f"classification model ({', '.join(sorted(known)[:6])}, ...) or package.module:factory"
+        )

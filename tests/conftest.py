@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# pytester's in-process runs restore sys.modules afterwards; torch cannot be imported twice in one process,
+# so it is imported here, before any snapshot is taken.
+import torch  # noqa: F401
+import torchvision  # noqa: F401
+
+# The same goes for trainperf's lazily imported modules: a module re-imported after a restore would give two
+# copies of its exception classes.
+import trainperf.compile_time  # noqa: F401
+import trainperf.data  # noqa: F401
+import trainperf.environment  # noqa: F401
+import trainperf.measure  # noqa: F401
+import trainperf.models  # noqa: F401
+import trainperf.telemetry  # noqa: F401
+import trainperf.training  # noqa: F401
+
+PERF_DIR = Path(__file__).parent.parent / "perf"
+
+TINY_MODEL = '''
+import torch
+from torch import nn
+
+
+def tiny(num_classes=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 32), nn.ReLU(), nn.Linear(32, num_classes))
+'''
+
+# Small enough that a whole pytester run of the CPU suite takes seconds.
+TINY_OPTIONS = (
+    "--trainperf-model=tinymodel:tiny",
+    "--trainperf-synthetic-images=512",
+    "--trainperf-batch-size=32",
+    "--trainperf-warmup-steps=2",
+    "--trainperf-rounds=3",
+    "--trainperf-steps=3",
+    "--trainperf-epoch-images=128",
+    "--trainperf-epoch-rounds=2",
+    "--trainperf-loader-workers=0",
+    "--trainperf-loader-batches=2",
+    "--trainperf-loader-rounds=2",
+    "-p", "no:cacheprovider",
+)
+
+
+class PerfSuite:
+    """A copy of the real perf/ suite inside a pytester directory, with a tiny model module beside it."""
+
+    def __init__(self, pytester: pytest.Pytester) -> None:
+        self.pytester = pytester
+        for source in PERF_DIR.glob("test_*.py"):
+            pytester.makepyfile(**{source.stem: source.read_text(encoding="utf-8")})
+        pytester.makepyfile(tinymodel=TINY_MODEL)
+        pytester.syspathinsert()
+
+    def run(self, *args: str, tiny: bool = True) -> pytest.RunResult:
+        options = TINY_OPTIONS if tiny else ()
+        return self.pytester.runpytest(*options, *args)
+
+
+@pytest.fixture
+def perf_suite(pytester: pytest.Pytester) -> PerfSuite:
+    return PerfSuite(pytester)

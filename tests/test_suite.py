@@ -1,0 +1,240 @@
+"""pytester runs of the real perf/ suite on CPU with a tiny model."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY_ID = "cpu-eager-fp32-contiguous-tinymodel.tiny-b32-foreach"
+
+
+def _benchmarks(path):
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return doc, {b["name"]: b for b in doc["benchmarks"]}
+
+
+def test_cpu_suite_runs_and_records_metrics(perf_suite, tmp_path):
+    out = tmp_path / "result.json"
+    result = perf_suite.run("-m", "cpu", f"--benchmark-json={out}", "-rs")
+    result.assert_outcomes(passed=4)  # train step, epoch, loader w0, resident loader
+    result.stdout.fnmatch_lines([
+        "*trainperf environment*",
+        "torch *, torchvision *",
+        "backend flags: cudnn_benchmark=True*",
+        "*trainperf results*",
+        f"test_train_step[[]{TINY_ID}[]]*",
+    ])
+    doc, benches = _benchmarks(out)
+    step = benches[f"test_train_step[{TINY_ID}]"]["extra_info"]
+    assert step["trainperf_kind"] == "train_step"
+    assert step["config"]["model"] == "tinymodel:tiny" and step["config"]["batch_size"] == 32
+    assert len(step["img_per_s_rounds"]) == 3 and all(r > 0 for r in step["img_per_s_rounds"])
+    assert min(step["img_per_s_rounds"]) <= step["img_per_s"] <= max(step["img_per_s_rounds"])
+    assert step["steps_per_round"] == 3
+    assert math.isclose(step["step_ms"], 32 / step["img_per_s"] * 1e3, rel_tol=1e-3)
+    assert step["loss_last"] < step["loss_first"]
+    assert step["compile_s"] >= 0 and step["first_step_s"] > 0
+    assert step["peak_mem_kind"] == "process_rss" and step["peak_mem_mib"] > 10
+    assert step["gpu_util_pct"] is None and step["sm_clock_mhz"] is None and step["power_w"] is None
+    assert step["recompiles_in_rounds"] == 0
+    assert step["backend_flags"]["cudnn_benchmark"] is True
+    assert step["settings"]["rounds"] == 3
+    epoch = benches[f"test_epoch[{TINY_ID}]"]["extra_info"]
+    assert epoch["images_per_epoch"] == 128 and len(epoch["epoch_s_rounds"]) == 2
+    rates = [128 / s for s in epoch["epoch_s_rounds"]]
+    assert min(rates) <= epoch["img_per_s"] <= max(rates)
+    assert epoch["img_per_s_rounds"] == pytest.approx(rates, rel=1e-3)
+    assert epoch["config"]["drop_last"] is True and epoch["config"]["num_workers"] == 0
+    loader = benches["test_dataloader[cpu-w0-nopin]"]["extra_info"]
+    assert loader["images_per_round"] == 64 and loader["img_per_s"] > 0
+    assert benches["test_dataloader[cpu-resident]"]["extra_info"]["config"]["resident"] is True
+    machine = doc["machine_info"]["trainperf"]
+    assert machine["torch"] and machine["cpu_count"] >= 1 and "backend_flags" in machine
+    assert machine["cuda_available"] is False and machine["driver"] is None
+
+
+def test_cuda_cases_skip_with_a_reason(perf_suite):
+    result = perf_suite.run("-m", "cuda and train_step", "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("skipped", 0) >= 1 and "passed" not in outcomes
+    result.stdout.fnmatch_lines(["*SKIPPED*CUDA is not available*"])
+
+
+def test_markers_and_ids_select_cases(perf_suite):
+    result = perf_suite.run("--collect-only", "-q", "-m", "cuda and compile and train_step")
+    result.stdout.fnmatch_lines([
+        "*test_train_step[[]cuda-default-fp32-contiguous-tinymodel.tiny-b32-foreach[]]",
+        "*test_train_step[[]cuda-reduce_overhead-bf16-channels_last-tinymodel.tiny-b32-fused[]]",
+    ])
+    assert "cpu-" not in result.stdout.str().split("trainperf environment")[0]
+    result = perf_suite.run("--collect-only", "-q", "--strict-markers", "-m", "epoch", "-k", "cpu")
+    result.stdout.fnmatch_lines([f"*test_epoch[[]{TINY_ID}[]]", "1/* tests collected*"])
+
+
+def test_markers_are_registered(pytester):
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.cuda:*", "@pytest.mark.compile:*", "@pytest.mark.epoch: slow*"])
+
+
+def test_unsupported_combination_is_skipped_with_reason(perf_suite):
+    result = perf_suite.run("-k", "train_step", "--trainperf-device=cpu", "--trainperf-compile=reduce-overhead",
+                            "--trainperf-precision=fp16", "-rs")
+    result.assert_outcomes(skipped=3)  # the default cases' CPU versions: 3 distinct format/optimizer mixes
+    result.stdout.fnmatch_lines(["*unsupported combination*CUDA only*"])
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--trainperf-rounds=0", "--trainperf-rounds: expected an integer >= 1, got '0'"),
+        ("--trainperf-compile=fast", "--trainperf-compile: expected a comma-separated list of eager, default*"),
+        ("--trainperf-model=nosuchnet", "--trainperf-model: unknown model 'nosuchnet'*"),
+        ("--trainperf-model=nosuchmod:make", "--trainperf-model: cannot import module 'nosuchmod'*"),
+        ("--trainperf-tf32=maybe", "--trainperf-tf32: expected 'on' or 'off', got 'maybe'"),
+        ("--trainperf-matrix=huge", "--trainperf-matrix: expected 'default' or 'full', got 'huge'"),
+    ],
+)
+def test_bad_option_is_a_usage_error(perf_suite, option, message):
+    result = perf_suite.run(option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_ini_and_env_values_are_used_and_cli_wins(perf_suite, monkeypatch):
+    perf_suite.pytester.makeini("[pytest]\ntrainperf_window_s = -1\n")
+    result = perf_suite.run("--collect-only")
+    result.stderr.fnmatch_lines(["*ini option trainperf_window_s: expected a positive number, got '-1'*"])
+    result = perf_suite.run("--collect-only", "--trainperf-window-s=0.5")
+    assert result.ret == 0
+    monkeypatch.setenv("TRAINPERF_DATA_DIR", "/no/such/dir")
+    result = perf_suite.run("--collect-only", "--trainperf-window-s=0.5")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*trainperf data dir*/no/such/dir*"])
+
+
+def test_require_cuda_turns_no_gpu_into_an_error(perf_suite, monkeypatch):
+    monkeypatch.setenv("TRAINPERF_REQUIRE_CUDA", "1")
+    result = perf_suite.run("-m", "cpu")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*TRAINPERF_REQUIRE_CUDA is set but CUDA is not available*"])
+    result.assert_outcomes()
+
+
+def test_real_cifar_directory_is_used(perf_suite, tmp_path):
+    from cifar_files import write_cifar10
+
+    root = write_cifar10(tmp_path / "cifar", images_per_batch=40)
+    out = tmp_path / "result.json"
+    result = perf_suite.run("-m", "cpu and train_step", f"--trainperf-data-dir={root}", f"--benchmark-json={out}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"data: {root}"])
+    _, benches = _benchmarks(out)
+    assert benches[f"test_train_step[{TINY_ID}]"]["extra_info"]["settings"]["data_dir"] == str(root)
+
+
+def test_corrupt_cifar_directory_is_a_clear_error(perf_suite, tmp_path):
+    from cifar_files import write_cifar10
+
+    root = write_cifar10(tmp_path / "cifar", images_per_batch=40)
+    batch = root / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:100])
+    result = perf_suite.run("-m", "cpu and train_step", f"--trainperf-data-dir={root}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*trainperf: CIFAR-10 data in *data_batch_2*"])
+
+
+def test_model_fixture_can_be_overridden(perf_suite, tmp_path):
+    perf_suite.pytester.makeconftest(
+        """
+        import pytest
+        from torch import nn
+
+        @pytest.fixture
+        def trainperf_model(trainperf_case):
+            return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+        """
+    )
+    out = tmp_path / "result.json"
+    result = perf_suite.run("-m", "cpu and train_step", f"--benchmark-json={out}")
+    result.assert_outcomes(passed=1)
+    _, benches = _benchmarks(out)
+    assert benches[f"test_train_step[{TINY_ID}]"]["extra_info"]["loss_last"] > 0
+
+
+def test_a_model_that_does_not_learn_fails_and_is_not_saved(perf_suite, tmp_path):
+    perf_suite.pytester.makeconftest(
+        """
+        import pytest
+        import torch
+        from torch import nn
+
+        class Frozen(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = nn.Parameter(torch.zeros(1))
+
+            def forward(self, x):
+                return torch.zeros(x.shape[0], 10) + 0.0 * self.w
+
+        @pytest.fixture
+        def trainperf_model(trainperf_case):
+            return Frozen()
+        """
+    )
+    out = tmp_path / "result.json"
+    result = perf_suite.run("-m", "cpu and train_step", f"--benchmark-json={out}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*loss did not go down*the benchmark is not training*"])
+    assert "Traceback" not in result.stdout.str()
+    _, benches = _benchmarks(out)
+    assert benches == {}
+
+
+def test_out_of_memory_fails_that_case_only(perf_suite):
+    perf_suite.pytester.makeconftest(
+        """
+        import pytest
+        import torch
+        from torch import nn
+
+        class Hungry(nn.Linear):
+            def forward(self, x):
+                if x.shape[0] == 64:
+                    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+                return super().forward(x.flatten(1))
+
+        @pytest.fixture
+        def trainperf_model(trainperf_case):
+            return Hungry(3 * 32 * 32, 10)
+        """
+    )
+    # the failing case never reaches its timed rounds, so pytest-benchmark notes its fixture went unused
+    result = perf_suite.run("-m", "cpu and train_step", "--trainperf-batch-size=32,64",
+                            "-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*CUDA out of memory in train_step[[]cpu-*-b64-foreach[]]: *Tried to allocate*"])
+
+
+def test_autosave_is_readable_by_pytest_benchmark_compare(perf_suite, tmp_path):
+    storage = tmp_path / "storage"
+    for _ in range(2):
+        result = perf_suite.run("-m", "cpu and train_step", "--benchmark-autosave",
+                                f"--benchmark-storage=file://{storage}")
+        result.assert_outcomes(passed=1)
+    saved = sorted(storage.rglob("*.json"))
+    assert len(saved) == 2
+    extra = json.loads(saved[0].read_text())["benchmarks"][0]["extra_info"]
+    assert extra["img_per_s"] > 0 and len(extra["img_per_s_rounds"]) == 3
+    compare = subprocess.run(
+        [str(Path(sys.executable).with_name("pytest-benchmark")), f"--storage=file://{storage}", "compare",
+         "0001", "0002"],
+        capture_output=True, text=True, check=False,
+    )
+    assert compare.returncode == 0, compare.stderr
+    assert "test_train_step" in compare.stdout
