@@ -11,24 +11,24 @@ import torchvision  # noqa: F401
 
 # The same goes for trainperf's lazily imported modules: a module re-imported after a restore would give two
 # copies of its exception classes.
-import trainperf.compile_time  # noqa: F401
-import trainperf.data  # noqa: F401
-import trainperf.environment  # noqa: F401
-import trainperf.measure  # noqa: F401
-import trainperf.models  # noqa: F401
-import trainperf.telemetry  # noqa: F401
+import trainperf.compile_time
+import trainperf.data
+import trainperf.environment
+import trainperf.measure
+import trainperf.models
+import trainperf.telemetry
 import trainperf.training  # noqa: F401
 
 PERF_DIR = Path(__file__).parent.parent / "perf"
 
-TINY_MODEL = '''
+TINY_MODEL = """
 import torch
 from torch import nn
 
 
 def tiny(num_classes=10):
     return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 32), nn.ReLU(), nn.Linear(32, num_classes))
-'''
+"""
 
 # Small enough that a whole pytester run of the CPU suite takes seconds.
 TINY_OPTIONS = (
@@ -43,7 +43,8 @@ TINY_OPTIONS = (
     "--trainperf-loader-workers=0",
     "--trainperf-loader-batches=2",
     "--trainperf-loader-rounds=2",
-    "-p", "no:cacheprovider",
+    "-p",
+    "no:cacheprovider",
 )
 
 

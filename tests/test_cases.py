@@ -79,8 +79,14 @@ def test_loader_matrix_pins_only_with_a_device_to_copy_to():
     got = loader_matrix(["cpu", "cuda", "cpu"], (0, 2))
     ids = [c.id for c in got]
     assert ids == [
-        "cpu-w0-nopin", "cpu-w2-nopin", "cpu-resident",
-        "cuda-w0-nopin", "cuda-w0-pin", "cuda-w2-nopin", "cuda-w2-pin", "cuda-resident",
+        "cpu-w0-nopin",
+        "cpu-w2-nopin",
+        "cpu-resident",
+        "cuda-w0-nopin",
+        "cuda-w0-pin",
+        "cuda-w2-nopin",
+        "cuda-w2-pin",
+        "cuda-resident",
     ]
     assert LoaderCase("cuda", None, False).id == "cuda-resident"
 

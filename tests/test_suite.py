@@ -22,13 +22,15 @@ def test_cpu_suite_runs_and_records_metrics(perf_suite, tmp_path):
     out = tmp_path / "result.json"
     result = perf_suite.run("-m", "cpu", f"--benchmark-json={out}", "-rs")
     result.assert_outcomes(passed=4)  # train step, epoch, loader w0, resident loader
-    result.stdout.fnmatch_lines([
-        "*trainperf environment*",
-        "torch *, torchvision *",
-        "backend flags: cudnn_benchmark=True*",
-        "*trainperf results*",
-        f"test_train_step[[]{TINY_ID}[]]*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*trainperf environment*",
+            "torch *, torchvision *",
+            "backend flags: cudnn_benchmark=True*",
+            "*trainperf results*",
+            f"test_train_step[[]{TINY_ID}[]]*",
+        ]
+    )
     doc, benches = _benchmarks(out)
     step = benches[f"test_train_step[{TINY_ID}]"]["extra_info"]
     assert step["trainperf_kind"] == "train_step"
@@ -67,10 +69,12 @@ def test_cuda_cases_skip_with_a_reason(perf_suite):
 
 def test_markers_and_ids_select_cases(perf_suite):
     result = perf_suite.run("--collect-only", "-q", "-m", "cuda and compile and train_step")
-    result.stdout.fnmatch_lines([
-        "*test_train_step[[]cuda-default-fp32-contiguous-tinymodel.tiny-b32-foreach[]]",
-        "*test_train_step[[]cuda-reduce_overhead-bf16-channels_last-tinymodel.tiny-b32-fused[]]",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_train_step[[]cuda-default-fp32-contiguous-tinymodel.tiny-b32-foreach[]]",
+            "*test_train_step[[]cuda-reduce_overhead-bf16-channels_last-tinymodel.tiny-b32-fused[]]",
+        ]
+    )
     assert "cpu-" not in result.stdout.str().split("trainperf environment")[0]
     result = perf_suite.run("--collect-only", "-q", "--strict-markers", "-m", "epoch", "-k", "cpu")
     result.stdout.fnmatch_lines([f"*test_epoch[[]{TINY_ID}[]]", "1/* tests collected*"])
@@ -82,8 +86,14 @@ def test_markers_are_registered(pytester):
 
 
 def test_unsupported_combination_is_skipped_with_reason(perf_suite):
-    result = perf_suite.run("-k", "train_step", "--trainperf-device=cpu", "--trainperf-compile=reduce-overhead",
-                            "--trainperf-precision=fp16", "-rs")
+    result = perf_suite.run(
+        "-k",
+        "train_step",
+        "--trainperf-device=cpu",
+        "--trainperf-compile=reduce-overhead",
+        "--trainperf-precision=fp16",
+        "-rs",
+    )
     result.assert_outcomes(skipped=3)  # the default cases' CPU versions: 3 distinct format/optimizer mixes
     result.stdout.fnmatch_lines(["*unsupported combination*CUDA only*"])
 
@@ -92,7 +102,10 @@ def test_unsupported_combination_is_skipped_with_reason(perf_suite):
     ("option", "message"),
     [
         ("--trainperf-rounds=0", "--trainperf-rounds: expected an integer >= 1, got '0'"),
-        ("--trainperf-compile=fast", "--trainperf-compile: expected a comma-separated list of eager, default*"),
+        (
+            "--trainperf-compile=fast",
+            "--trainperf-compile: expected a comma-separated list of eager, default*",
+        ),
         ("--trainperf-model=nosuchnet", "--trainperf-model: unknown model 'nosuchnet'*"),
         ("--trainperf-model=nosuchmod:make", "--trainperf-model: cannot import module 'nosuchmod'*"),
         ("--trainperf-tf32=maybe", "--trainperf-tf32: expected 'on' or 'off', got 'maybe'"),
@@ -215,8 +228,13 @@ def test_out_of_memory_fails_that_case_only(perf_suite):
         """
     )
     # the failing case never reaches its timed rounds, so pytest-benchmark notes its fixture went unused
-    result = perf_suite.run("-m", "cpu and train_step", "--trainperf-batch-size=32,64",
-                            "-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning")
+    result = perf_suite.run(
+        "-m",
+        "cpu and train_step",
+        "--trainperf-batch-size=32,64",
+        "-W",
+        "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
+    )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*CUDA out of memory in train_step[[]cpu-*-b64-foreach[]]: *Tried to allocate*"])
 
@@ -224,17 +242,25 @@ def test_out_of_memory_fails_that_case_only(perf_suite):
 def test_autosave_is_readable_by_pytest_benchmark_compare(perf_suite, tmp_path):
     storage = tmp_path / "storage"
     for _ in range(2):
-        result = perf_suite.run("-m", "cpu and train_step", "--benchmark-autosave",
-                                f"--benchmark-storage=file://{storage}")
+        result = perf_suite.run(
+            "-m", "cpu and train_step", "--benchmark-autosave", f"--benchmark-storage=file://{storage}"
+        )
         result.assert_outcomes(passed=1)
     saved = sorted(storage.rglob("*.json"))
     assert len(saved) == 2
     extra = json.loads(saved[0].read_text())["benchmarks"][0]["extra_info"]
     assert extra["img_per_s"] > 0 and len(extra["img_per_s_rounds"]) == 3
     compare = subprocess.run(
-        [str(Path(sys.executable).with_name("pytest-benchmark")), f"--storage=file://{storage}", "compare",
-         "0001", "0002"],
-        capture_output=True, text=True, check=False,
+        [
+            str(Path(sys.executable).with_name("pytest-benchmark")),
+            f"--storage=file://{storage}",
+            "compare",
+            "0001",
+            "0002",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert compare.returncode == 0, compare.stderr
     assert "test_train_step" in compare.stdout

@@ -132,7 +132,7 @@ def build_matrix(
 def _override(case: Case, overrides: Mapping[str, Sequence[object]]) -> Iterable[Case]:
     names = [a for a in AXES if a in overrides]
     for values in itertools.product(*(overrides[a] for a in names)):
-        yield replace(case, **dict(zip(names, values)))
+        yield replace(case, **dict(zip(names, values, strict=True)))
 
 
 def _dedupe(groups: Iterable[Iterable[Case]]) -> list[Case]:

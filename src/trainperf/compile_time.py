@@ -65,7 +65,11 @@ def run_probe(case: Case, cache_dir: Path, *, timeout_s: float, **kwargs: Any) -
     try:
         done = subprocess.run(
             [sys.executable, "-m", "trainperf.compile_time", payload],
-            env=env, capture_output=True, text=True, timeout=timeout_s, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise CompileProbeError(f"compile probe for {case.id} timed out after {timeout_s:.0f} s") from exc

@@ -92,8 +92,11 @@ def environment_info() -> dict[str, Any]:
         opened = open_gpu(torch.cuda.current_device())
         if opened is not None:
             identity = opened[1]
-            info.update(gpu_uuid=identity.uuid, driver=identity.driver_version,
-                        cuda_driver=identity.cuda_driver_version)
+            info.update(
+                gpu_uuid=identity.uuid,
+                driver=identity.driver_version,
+                cuda_driver=identity.cuda_driver_version,
+            )
     return info
 
 

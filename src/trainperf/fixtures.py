@@ -35,8 +35,9 @@ def trainperf_dataset(trainperf_settings: Settings) -> Any:
 
     transform = data.train_transform()
     if trainperf_settings.data_dir is None:
-        return data.SyntheticCIFAR10(trainperf_settings.synthetic_images, seed=trainperf_settings.seed,
-                                     transform=transform)
+        return data.SyntheticCIFAR10(
+            trainperf_settings.synthetic_images, seed=trainperf_settings.seed, transform=transform
+        )
     try:
         return data.load_cifar10(trainperf_settings.data_dir, transform=transform)
     except data.DataError as exc:
@@ -85,8 +86,12 @@ def trainperf_trainer(
     check_runnable(case.device, trainperf_settings, case)
     with out_of_memory_fails(f"setup of {case.id}"):
         trainer = build_trainer(case, trainperf_model)
-        loader = data.make_loader(trainperf_dataset, case.batch_size, seed=trainperf_settings.seed,
-                                  limit=case.batch_size * STAGED_BATCHES)
+        loader = data.make_loader(
+            trainperf_dataset,
+            case.batch_size,
+            seed=trainperf_settings.seed,
+            limit=case.batch_size * STAGED_BATCHES,
+        )
         stage_batches(trainer, loader, STAGED_BATCHES)
     yield trainer
     del trainer

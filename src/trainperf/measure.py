@@ -93,8 +93,10 @@ def _memory_peak(device: torch.device, sampled_rss_mib: float | None) -> dict[st
     import torch
 
     if device.type == "cuda":
-        return {"peak_mem_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1),
-                "peak_mem_kind": "cuda_max_allocated"}
+        return {
+            "peak_mem_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1),
+            "peak_mem_kind": "cuda_max_allocated",
+        }
     return {"peak_mem_mib": sampled_rss_mib, "peak_mem_kind": "process_rss"}
 
 

@@ -72,13 +72,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     name = names[0]
     if name == "trainperf_loader_case":
         loader_cases = loader_matrix((c.device for c in training), settings.loader_workers)
-        params = [pytest.param(c, id=c.id, marks=[getattr(pytest.mark, c.device), pytest.mark.dataloader])
-                  for c in loader_cases]
+        params = [
+            pytest.param(c, id=c.id, marks=[getattr(pytest.mark, c.device), pytest.mark.dataloader])
+            for c in loader_cases
+        ]
     else:
         selected = compile_matrix(training) if name == "trainperf_compile_case" else training
         params = [
-            pytest.param(c, id=c.id, marks=[getattr(pytest.mark, c.device),
-                                            pytest.mark.compile if c.compiled else pytest.mark.eager])
+            pytest.param(
+                c,
+                id=c.id,
+                marks=[
+                    getattr(pytest.mark, c.device),
+                    pytest.mark.compile if c.compiled else pytest.mark.eager,
+                ],
+            )
             for c in selected
         ]
     if not params:
@@ -105,11 +113,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if not info["cuda_available"]:
             from trainperf.environment import device_unavailable_reason
 
-            pytest.exit(f"trainperf: TRAINPERF_REQUIRE_CUDA is set but {device_unavailable_reason('cuda')}",
-                        returncode=pytest.ExitCode.USAGE_ERROR)
+            pytest.exit(
+                f"trainperf: TRAINPERF_REQUIRE_CUDA is set but {device_unavailable_reason('cuda')}",
+                returncode=pytest.ExitCode.USAGE_ERROR,
+            )
         if not any(i.get_closest_marker("cuda") for i in items):
-            pytest.exit("trainperf: TRAINPERF_REQUIRE_CUDA is set but no CUDA case is selected",
-                        returncode=pytest.ExitCode.USAGE_ERROR)
+            pytest.exit(
+                "trainperf: TRAINPERF_REQUIRE_CUDA is set but no CUDA case is selected",
+                returncode=pytest.ExitCode.USAGE_ERROR,
+            )
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_sep("-", "trainperf environment")

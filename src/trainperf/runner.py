@@ -108,8 +108,13 @@ class Runner:
         s = self.settings
         with self._measuring("train_step", trainer.case):
             result = measure.train_step(
-                self.benchmark, trainer, make_sampler(trainer.device, s),
-                warmup_steps=s.warmup_steps, rounds=s.rounds, window_s=s.window_s, steps=s.steps,
+                self.benchmark,
+                trainer,
+                make_sampler(trainer.device, s),
+                warmup_steps=s.warmup_steps,
+                rounds=s.rounds,
+                window_s=s.window_s,
+                steps=s.steps,
             )
         return self._record("train_step", trainer.case.id, trainer.case.as_dict(), result)
 
@@ -122,16 +127,33 @@ class Runner:
         pin = case.device == "cuda"
         limit = s.epoch_images if s.epoch_images is not None else (5120 if case.device == "cpu" else None)
         loader = data.make_loader(
-            dataset, case.batch_size, num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
-            drop_last=True, shuffle=True, seed=s.seed, limit=limit,
+            dataset,
+            case.batch_size,
+            num_workers=workers,
+            pin_memory=pin,
+            persistent_workers=workers > 0,
+            drop_last=True,
+            shuffle=True,
+            seed=s.seed,
+            limit=limit,
         )
         with self._measuring("epoch", case):
             result = measure.epoch(
-                self.benchmark, trainer, loader, make_sampler(trainer.device, s),
-                warmup_steps=s.warmup_steps, rounds=s.epoch_rounds, non_blocking=pin,
+                self.benchmark,
+                trainer,
+                loader,
+                make_sampler(trainer.device, s),
+                warmup_steps=s.warmup_steps,
+                rounds=s.epoch_rounds,
+                non_blocking=pin,
             )
-        loader_info = {"num_workers": workers, "pin_memory": pin, "persistent_workers": workers > 0,
-                       "drop_last": True, "epoch_images_limit": limit}
+        loader_info = {
+            "num_workers": workers,
+            "pin_memory": pin,
+            "persistent_workers": workers > 0,
+            "drop_last": True,
+            "epoch_images_limit": limit,
+        }
         return self._record("epoch", case.id, {**case.as_dict(), **loader_info}, result)
 
     def dataloader(self, case: LoaderCase, dataset: Any) -> dict[str, Any]:
@@ -149,14 +171,27 @@ class Runner:
             loader: Any = data.DeviceResidentLoader(dataset, batch, device, seed=s.seed, limit=limit)
         else:
             loader = data.make_loader(
-                dataset, batch, num_workers=case.workers, pin_memory=case.pin_memory,
-                persistent_workers=case.workers > 0, drop_last=True, shuffle=True, seed=s.seed, limit=limit,
+                dataset,
+                batch,
+                num_workers=case.workers,
+                pin_memory=case.pin_memory,
+                persistent_workers=case.workers > 0,
+                drop_last=True,
+                shuffle=True,
+                seed=s.seed,
+                limit=limit,
             )
         with self._measuring("dataloader", None):
-            result = measure.dataloader(self.benchmark, loader, device, rounds=s.loader_rounds,
-                                        non_blocking=case.pin_memory)
-        config = {"device": case.device, "num_workers": case.workers, "pin_memory": case.pin_memory,
-                  "resident": case.workers is None, "batch_size": batch}
+            result = measure.dataloader(
+                self.benchmark, loader, device, rounds=s.loader_rounds, non_blocking=case.pin_memory
+            )
+        config = {
+            "device": case.device,
+            "num_workers": case.workers,
+            "pin_memory": case.pin_memory,
+            "resident": case.workers is None,
+            "batch_size": batch,
+        }
         return self._record("dataloader", case.id, config, result)
 
     def compile_time(self, case: Case) -> dict[str, Any]:
@@ -168,10 +203,15 @@ class Runner:
         box: dict[str, Any] = {}
 
         def measure_once() -> None:
-            box.update(compile_time.cold_and_warm(
-                case, warmup_steps=max(s.warmup_steps, 3), tf32=s.tf32, cudnn_benchmark=s.cudnn_benchmark,
-                seed=s.seed,
-            ))
+            box.update(
+                compile_time.cold_and_warm(
+                    case,
+                    warmup_steps=max(s.warmup_steps, 3),
+                    tf32=s.tf32,
+                    cudnn_benchmark=s.cudnn_benchmark,
+                    seed=s.seed,
+                )
+            )
 
         try:
             self.benchmark.pedantic(measure_once, rounds=1, iterations=1, warmup_rounds=0)
@@ -201,8 +241,14 @@ class Runner:
     def _record(self, kind: str, case_id: str, config: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         from trainperf.environment import backend_flags
 
-        info = {"trainperf_kind": kind, "case_id": case_id, "config": config, **result,
-                "backend_flags": backend_flags(), "settings": self.settings.recorded()}
+        info = {
+            "trainperf_kind": kind,
+            "case_id": case_id,
+            "config": config,
+            **result,
+            "backend_flags": backend_flags(),
+            "settings": self.settings.recorded(),
+        }
         self.benchmark.extra_info.update(info)
         self.request.config.stash.setdefault(RESULTS_KEY, []).append(
             Result(self.request.node.nodeid, kind, case_id, info)

@@ -120,52 +120,183 @@ class Option:
 
 _LIST = "a comma-separated list of "
 OPTIONS: tuple[Option, ...] = (
-    Option("matrix", "NAME", "base case matrix: 'default' (curated) or 'full' (every runnable combination)",
-           "'default' or 'full'", _choice(("default", "full")), "default"),
-    Option("device", "LIST", "replace the device axis of every case", _LIST + ", ".join(cases.DEVICES),
-           _choice_list(cases.DEVICES), None),
-    Option("compile", "LIST", "replace the compile-mode axis", _LIST + ", ".join(cases.COMPILE_MODES),
-           _choice_list(cases.COMPILE_MODES), None),
-    Option("precision", "LIST", "replace the precision axis", _LIST + ", ".join(cases.PRECISIONS),
-           _choice_list(cases.PRECISIONS), None),
-    Option("memory_format", "LIST", "replace the memory-format axis", _LIST + ", ".join(cases.MEMORY_FORMATS),
-           _choice_list(cases.MEMORY_FORMATS), None),
-    Option("model", "LIST", "replace the model axis: resnet18, resnet18_cifar, any torchvision classification "
-           "model name, or package.module:factory", _LIST + "model names", _model_list, None),
-    Option("batch_size", "LIST", "replace the batch-size axis", _LIST + "positive integers",
-           _int_list(_positive_int), None),
-    Option("optimizer", "LIST", "replace the Adam implementation axis", _LIST + ", ".join(cases.OPTIMIZERS),
-           _choice_list(cases.OPTIMIZERS), None),
-    Option("data_dir", "DIR", "local CIFAR-10 in torchvision's format (never downloaded); unset: the "
-           "deterministic synthetic CIFAR-shaped dataset", "a directory", str, None, env="TRAINPERF_DATA_DIR"),
-    Option("synthetic_images", "N", "images in the synthetic dataset", "a positive integer",
-           _positive_int, "50000"),
-    Option("warmup_steps", "N", "untimed steps before the timed rounds (compilation happens here)",
-           "a positive integer", _positive_int, "5"),
+    Option(
+        "matrix",
+        "NAME",
+        "base case matrix: 'default' (curated) or 'full' (every runnable combination)",
+        "'default' or 'full'",
+        _choice(("default", "full")),
+        "default",
+    ),
+    Option(
+        "device",
+        "LIST",
+        "replace the device axis of every case",
+        _LIST + ", ".join(cases.DEVICES),
+        _choice_list(cases.DEVICES),
+        None,
+    ),
+    Option(
+        "compile",
+        "LIST",
+        "replace the compile-mode axis",
+        _LIST + ", ".join(cases.COMPILE_MODES),
+        _choice_list(cases.COMPILE_MODES),
+        None,
+    ),
+    Option(
+        "precision",
+        "LIST",
+        "replace the precision axis",
+        _LIST + ", ".join(cases.PRECISIONS),
+        _choice_list(cases.PRECISIONS),
+        None,
+    ),
+    Option(
+        "memory_format",
+        "LIST",
+        "replace the memory-format axis",
+        _LIST + ", ".join(cases.MEMORY_FORMATS),
+        _choice_list(cases.MEMORY_FORMATS),
+        None,
+    ),
+    Option(
+        "model",
+        "LIST",
+        "replace the model axis: resnet18, resnet18_cifar, any torchvision classification "
+        "model name, or package.module:factory",
+        _LIST + "model names",
+        _model_list,
+        None,
+    ),
+    Option(
+        "batch_size",
+        "LIST",
+        "replace the batch-size axis",
+        _LIST + "positive integers",
+        _int_list(_positive_int),
+        None,
+    ),
+    Option(
+        "optimizer",
+        "LIST",
+        "replace the Adam implementation axis",
+        _LIST + ", ".join(cases.OPTIMIZERS),
+        _choice_list(cases.OPTIMIZERS),
+        None,
+    ),
+    Option(
+        "data_dir",
+        "DIR",
+        "local CIFAR-10 in torchvision's format (never downloaded); unset: the "
+        "deterministic synthetic CIFAR-shaped dataset",
+        "a directory",
+        str,
+        None,
+        env="TRAINPERF_DATA_DIR",
+    ),
+    Option(
+        "synthetic_images",
+        "N",
+        "images in the synthetic dataset",
+        "a positive integer",
+        _positive_int,
+        "50000",
+    ),
+    Option(
+        "warmup_steps",
+        "N",
+        "untimed steps before the timed rounds (compilation happens here)",
+        "a positive integer",
+        _positive_int,
+        "5",
+    ),
     Option("rounds", "N", "timed rounds (windows) per step benchmark", "an integer >= 1", _positive_int, "10"),
-    Option("window_s", "SECONDS", "target length of one timed window; steps per window are calibrated to it",
-           "a positive number", _positive_float, "1.0"),
-    Option("steps", "N|auto", "steps per timed window instead of calibrating", "'auto' or a positive integer",
-           _auto_or(_positive_int), "auto"),
-    Option("epoch_images", "N|auto", "images per epoch benchmark round; auto: the whole dataset on a GPU, "
-           "5120 on CPU", "'auto' or a positive integer", _auto_or(_positive_int), "auto"),
+    Option(
+        "window_s",
+        "SECONDS",
+        "target length of one timed window; steps per window are calibrated to it",
+        "a positive number",
+        _positive_float,
+        "1.0",
+    ),
+    Option(
+        "steps",
+        "N|auto",
+        "steps per timed window instead of calibrating",
+        "'auto' or a positive integer",
+        _auto_or(_positive_int),
+        "auto",
+    ),
+    Option(
+        "epoch_images",
+        "N|auto",
+        "images per epoch benchmark round; auto: the whole dataset on a GPU, 5120 on CPU",
+        "'auto' or a positive integer",
+        _auto_or(_positive_int),
+        "auto",
+    ),
     Option("epoch_rounds", "N", "timed epochs per epoch benchmark", "a positive integer", _positive_int, "3"),
-    Option("num_workers", "N|auto", "DataLoader workers in the epoch benchmark; auto: min(8, cores) with a "
-           "GPU, 0 on CPU (workers would steal the cores the model trains on)",
-           "'auto' or an integer >= 0", _auto_or(_non_negative_int), "auto"),
-    Option("loader_workers", "LIST", "num_workers values of the DataLoader benchmark",
-           _LIST + "integers >= 0", _int_list(_non_negative_int), "0,2,4"),
-    Option("loader_batches", "N", "batches per DataLoader benchmark round", "a positive integer",
-           _positive_int, "50"),
-    Option("loader_rounds", "N", "timed rounds per DataLoader benchmark", "a positive integer",
-           _positive_int, "5"),
-    Option("tf32", "on|off", "TF32 for matmul and cuDNN convolutions (float32_matmul_precision 'high')",
-           "'on' or 'off'", _on_off, "on"),
+    Option(
+        "num_workers",
+        "N|auto",
+        "DataLoader workers in the epoch benchmark; auto: min(8, cores) with a "
+        "GPU, 0 on CPU (workers would steal the cores the model trains on)",
+        "'auto' or an integer >= 0",
+        _auto_or(_non_negative_int),
+        "auto",
+    ),
+    Option(
+        "loader_workers",
+        "LIST",
+        "num_workers values of the DataLoader benchmark",
+        _LIST + "integers >= 0",
+        _int_list(_non_negative_int),
+        "0,2,4",
+    ),
+    Option(
+        "loader_batches",
+        "N",
+        "batches per DataLoader benchmark round",
+        "a positive integer",
+        _positive_int,
+        "50",
+    ),
+    Option(
+        "loader_rounds",
+        "N",
+        "timed rounds per DataLoader benchmark",
+        "a positive integer",
+        _positive_int,
+        "5",
+    ),
+    Option(
+        "tf32",
+        "on|off",
+        "TF32 for matmul and cuDNN convolutions (float32_matmul_precision 'high')",
+        "'on' or 'off'",
+        _on_off,
+        "on",
+    ),
     Option("cudnn_benchmark", "on|off", "torch.backends.cudnn.benchmark", "'on' or 'off'", _on_off, "on"),
-    Option("require_cuda", "", "fail instead of skipping when CUDA is unavailable (for GPU CI jobs)",
-           "'1' or '0'", _on_off, "0", env="TRAINPERF_REQUIRE_CUDA", flag=True),
-    Option("sample_period_s", "SECONDS", "NVML/memory sampling period during timed rounds",
-           "a positive number", _positive_float, "0.1"),
+    Option(
+        "require_cuda",
+        "",
+        "fail instead of skipping when CUDA is unavailable (for GPU CI jobs)",
+        "'1' or '0'",
+        _on_off,
+        "0",
+        env="TRAINPERF_REQUIRE_CUDA",
+        flag=True,
+    ),
+    Option(
+        "sample_period_s",
+        "SECONDS",
+        "NVML/memory sampling period during timed rounds",
+        "a positive number",
+        _positive_float,
+        "0.1",
+    ),
     Option("seed", "N", "seed for data, weights and shuffling", "an integer >= 0", _non_negative_int, "0"),
 )
 
@@ -210,14 +341,12 @@ class Settings:
             try:
                 values[option.name] = option.parse(raw)
             except ValueError:
-                raise pytest.UsageError(
-                    f"{source}: expected {option.expected}, got {raw!r}"
-                ) from None
+                raise pytest.UsageError(f"{source}: expected {option.expected}, got {raw!r}") from None
         if values["model"]:
             for name in values["model"]:
                 _check_model_name(name)
         if values["data_dir"] is not None:
-            from trainperf.data import DataError, check_cifar10_dir
+            from trainperf.datadir import DataError, check_cifar10_dir
 
             try:
                 check_cifar10_dir(values["data_dir"])

@@ -11,7 +11,18 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("benchmark", "img/s", "spread", "step ms", "epoch s", "compile s", "peak MiB", "GPU %", "loss", "flags")
+COLUMNS = (
+    "benchmark",
+    "img/s",
+    "spread",
+    "step ms",
+    "epoch s",
+    "compile s",
+    "peak MiB",
+    "GPU %",
+    "loss",
+    "flags",
+)
 
 
 def _num(value: Any, digits: int) -> str:
@@ -52,7 +63,7 @@ def render(rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
     lines = []
     for i, r in enumerate(table):
-        cells = [c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))]
+        cells = [c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))

@@ -1,0 +1,11 @@
+"""perf/ runs report library warnings (a deprecation in a newer torch, NVML missing) instead of failing on them:
+the project's `filterwarnings = error` is for its own tests."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.filterwarnings("default"))

@@ -1,0 +1,155 @@
+"""The measurement layer with a tiny model and a stand-in for pytest-benchmark's fixture."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from trainperf import measure
+from trainperf.cases import Case
+from trainperf.telemetry import Sampler
+from trainperf.training import build_trainer, compile_counters
+
+
+class FakeBenchmark:
+    """Calls the target like pytest-benchmark's pedantic: setup before each round, ``rounds`` times."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def pedantic(self, target, setup=None, rounds=1, iterations=1, warmup_rounds=0):
+        assert iterations == 1 and warmup_rounds == 0
+        for _ in range(rounds):
+            if setup is not None:
+                setup()
+            target()
+            self.calls += 1
+
+
+def _trainer(model: nn.Module, compile_mode: str = "eager", batches: int = 2):
+    case = Case("cpu", compile_mode, "fp32", "contiguous", "tiny", 16, "foreach")
+    trainer = build_trainer(case, model)
+    g = torch.Generator().manual_seed(0)
+    trainer.batches = [
+        (torch.randn(16, 3, 32, 32, generator=g), torch.randint(0, 10, (16,), generator=g)) for _ in range(batches)
+    ]
+    return trainer
+
+
+def _tiny() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+
+
+def test_spread_and_rate_summary():
+    assert measure.spread([1.0]) == 0.0
+    assert measure.spread([1.0, 1.0, 1.0]) == 0.0
+    assert measure.spread([90.0, 100.0, 110.0]) == pytest.approx(0.1)  # (105 - 95) / 100
+    summary = measure.rate_summary(100, [1.0, 0.5, 2.0])
+    assert summary["img_per_s_rounds"] == [100.0, 200.0, 50.0]
+    assert summary["img_per_s"] == 100.0
+    assert summary["noisy"] is True
+    assert measure.rate_summary(100, [1.0, 1.01, 0.99])["noisy"] is False
+
+
+def test_train_step_times_windows_and_reports_training_progress():
+    bench = FakeBenchmark()
+    trainer = _trainer(_tiny())
+    result = measure.train_step(
+        bench, trainer, Sampler(gpu=None, period_s=0.05), warmup_steps=2, rounds=4, window_s=1.0, steps=5
+    )
+    assert bench.calls == 4
+    assert result["steps_per_round"] == 5 and result["rounds"] == 4
+    assert len(result["img_per_s_rounds"]) == 4
+    assert result["loss_last"] < result["loss_first"]
+    assert result["step_ms"] > 0 and result["first_step_s"] > 0
+    assert result["recompiles_in_rounds"] == 0
+
+
+def test_calibration_fills_the_window():
+    trainer = _trainer(_tiny())
+    times, _ = measure.warm_up(trainer, 2)
+    steps, per_step = measure.calibrate(trainer, times[-1], window_s=0.2, fixed_steps=None)
+    assert per_step > 0
+    # the window holds roughly window_s of steps (a loose bound: this machine may be busy)
+    assert 0.2 / per_step <= steps <= 0.2 / per_step + 1
+    assert measure.calibrate(trainer, times[-1], window_s=0.2, fixed_steps=7)[0] == 7
+
+
+def test_a_model_that_does_not_learn_is_rejected():
+    class Constant(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 10) + 0.0 * self.w
+
+    with pytest.raises(measure.MeasurementError, match="loss did not go down"):
+        measure.train_step(
+            FakeBenchmark(),
+            _trainer(Constant()),
+            Sampler(gpu=None),
+            warmup_steps=1,
+            rounds=2,
+            window_s=1.0,
+            steps=2,
+        )
+
+
+def test_diverged_loss_is_rejected():
+    with pytest.raises(measure.MeasurementError, match="diverged"):
+        measure._check_training(2.3, float("nan"))
+
+
+def test_recompilation_inside_timed_rounds_fails_the_case():
+    """A model whose forward depends on a Python counter recompiles on every call: caught, not timed."""
+
+    class Drifting(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(3 * 32 * 32, 10)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            return self.linear(x.flatten(1)) * (1.0 + self.calls * 1e-6)
+
+    torch._dynamo.reset()
+    trainer = _trainer(Drifting())
+    # dynamo's eager backend: the same guards and recompiles as inductor, without a C++ toolchain or its wait
+    compiled = torch.compile(trainer.model, backend="eager")
+    optimizer = torch.optim.Adam(trainer.model.parameters(), lr=3e-4)
+
+    def step(x, y):
+        loss = nn.functional.cross_entropy(compiled(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    trainer.step_fn = step
+    before = compile_counters()
+    trainer.run(3)
+    assert compile_counters()["graphs"] > before["graphs"]
+    with pytest.raises(measure.MeasurementError, match="during timed rounds"):
+        measure.train_step(FakeBenchmark(), trainer, Sampler(gpu=None), warmup_steps=1, rounds=2, window_s=1.0, steps=2)
+    torch._dynamo.reset()
+
+
+def test_dataloader_counts_images_per_round():
+    data = torch.utils.data.TensorDataset(torch.zeros(40, 3, 32, 32), torch.zeros(40, dtype=torch.long))
+    loader = torch.utils.data.DataLoader(data, batch_size=8, drop_last=True)
+    bench = FakeBenchmark()
+    result = measure.dataloader(bench, loader, torch.device("cpu"), rounds=3, non_blocking=False)
+    assert bench.calls == 3
+    assert result["images_per_round"] == 40 and len(result["img_per_s_rounds"]) == 3
+
+
+def test_empty_loader_is_an_error():
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.zeros(3, 1)), batch_size=8, drop_last=True
+    )
+    with pytest.raises(measure.MeasurementError, match="no batch"):
+        measure.dataloader(FakeBenchmark(), loader, torch.device("cpu"), rounds=1, non_blocking=False)

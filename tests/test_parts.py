@@ -1,0 +1,155 @@
+"""Models, environment, backend flags, the results table and the compile-time probe, piece by piece."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from trainperf import environment, table
+from trainperf.cases import Case
+from trainperf.compile_time import CompileProbeError, cold_and_warm
+from trainperf.models import build_model
+from trainperf.settings import OPTIONS
+
+
+def test_resnet18_cifar_has_the_cifar_stem():
+    model = build_model("resnet18_cifar")
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
+    assert isinstance(model.maxpool, nn.Identity)
+    assert model.fc.out_features == 10
+    stock = build_model("resnet18")
+    assert stock.conv1.kernel_size == (7, 7) and isinstance(stock.maxpool, nn.MaxPool2d)
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_torchvision_names_and_factories(tmp_path, monkeypatch):
+    assert build_model("mobilenet_v3_small").classifier[-1].out_features == 10
+    (tmp_path / "teammodels.py").write_text(
+        "from torch import nn\n"
+        "def plain():\n    return nn.Linear(4, 2)\n"
+        "def sized(num_classes):\n    return nn.Linear(4, num_classes)\n"
+        "def broken():\n    return 42\n"
+    )
+    monkeypatch.syspath_prepend(tmp_path)
+    assert build_model("teammodels:plain").out_features == 2
+    assert build_model("teammodels:sized").out_features == 10
+    with pytest.raises(TypeError, match=r"returned int, expected a torch\.nn\.Module"):
+        build_model("teammodels:broken")
+
+
+def test_backend_flags_are_set_and_recorded():
+    try:
+        flags = environment.apply_backend_flags(tf32=False, cudnn_benchmark=False)
+        assert flags["cudnn_benchmark"] is False and flags["matmul_tf32"] is False and flags["cudnn_tf32"] is False
+        assert flags["float32_matmul_precision"] == "highest"
+        flags = environment.apply_backend_flags(tf32=True, cudnn_benchmark=True)
+        assert flags == environment.backend_flags()
+        assert flags["matmul_tf32"] and flags["cudnn_tf32"] and flags["cudnn_benchmark"]
+    finally:
+        environment.apply_backend_flags(tf32=True, cudnn_benchmark=True)
+
+
+def test_environment_on_a_machine_without_gpu():
+    info = environment.environment_info()
+    assert info["torch"] == torch.__version__ and info["cpu_count"] >= 1 and info["cpu_model"]
+    assert info["cuda_available"] is False and info["gpu_name"] is None and info["driver"] is None
+    json.dumps(info)
+    assert "CUDA is not available" in environment.device_unavailable_reason("cuda")
+    assert environment.device_unavailable_reason("cpu") is None
+    lines = environment.header_lines(info, environment.backend_flags())
+    assert any(line.startswith("CUDA: not available") for line in lines)
+
+
+def test_every_option_says_its_default_in_help():
+    for option in OPTIONS:
+        assert option.cli.startswith("--trainperf-") and option.ini.startswith("trainperf_")
+        assert option.expected
+
+
+def test_table_from_benchmark_json(tmp_path, capsys):
+    doc = {
+        "benchmarks": [
+            {
+                "name": "test_train_step[cpu-x]",
+                "extra_info": {
+                    "img_per_s": 1234.5,
+                    "img_per_s_spread": 0.012,
+                    "step_ms": 25.9,
+                    "compile_s": 0.5,
+                    "peak_mem_mib": 800.0,
+                    "gpu_util_pct": None,
+                    "loss_first": 2.3,
+                    "loss_last": 1.1,
+                    "noisy": False,
+                },
+            },
+            {
+                "name": "test_compile_time[cuda-y]",
+                "extra_info": {"compile_cold_s": 40.0, "compile_warm_s": 9.5},
+            },
+            {
+                "name": "test_epoch[cuda-z]",
+                "extra_info": {
+                    "img_per_s": 30000.0,
+                    "epoch_s": 1.66,
+                    "noisy": True,
+                    "throttled": True,
+                    "gpu_util_pct": 97.0,
+                },
+            },
+        ]
+    }
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc))
+    assert table.main([str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == [
+        "benchmark",
+        "img/s",
+        "spread",
+        "step",
+        "ms",
+        "epoch",
+        "s",
+        "compile",
+        "s",
+        "peak",
+        "MiB",
+        "GPU",
+        "%",
+        "loss",
+        "flags",
+    ]
+    assert out[2].split() == [
+        "test_train_step[cpu-x]",
+        "1,234.5",
+        "1.2%",
+        "25.90",
+        "-",
+        "0.50",
+        "800",
+        "-",
+        "2.30->1.10",
+    ]
+    assert "40.0/9.5 c/w" in out[3]
+    assert out[4].endswith("NOISY,THROTTLED") and " 97 " in out[4]
+
+
+def test_table_rejects_what_is_not_benchmark_json(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"foo": 1}')
+    assert table.main([str(bad)]) == 2
+    assert "not a pytest-benchmark JSON file" in capsys.readouterr().err
+    bad.write_text("{truncated")
+    assert table.main([str(bad)]) == 2
+    assert str(bad) in capsys.readouterr().err
+    assert table.main([]) == 2
+
+
+def test_compile_probe_failure_carries_the_child_error():
+    case = Case("cpu", "default", "fp32", "contiguous", "no_such_module_xyz:make", 4, "foreach")
+    with pytest.raises(CompileProbeError, match="No module named 'no_such_module_xyz'"):
+        cold_and_warm(case, warmup_steps=2, tf32=True, cudnn_benchmark=True, seed=0, timeout_s=120)
