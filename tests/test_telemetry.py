@@ -498,6 +498,31 @@ def test_transient_nvml_error_costs_one_sample_and_the_thread_survives(nvml: Fak
     assert nvml.calls["nvmlDeviceGetTemperature"] == summary.samples
 
 
+def test_stop_does_not_hang_on_a_stuck_nvml_call(nvml: FakeNvml, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Sampler, "_JOIN_TIMEOUT_MIN_S", 0.05)
+    entered, release = threading.Event(), threading.Event()
+    answer_power = FakeNvml.nvmlDeviceGetPowerUsage
+
+    def hang_in_the_sampler_thread(self: FakeNvml, handle: FakeGpu) -> int:
+        if threading.current_thread().name == "trainperf-sampler":
+            entered.set()
+            release.wait(10)
+        return answer_power(self, handle)
+
+    monkeypatch.setattr(FakeNvml, "nvmlDeviceGetPowerUsage", hang_in_the_sampler_thread)
+    sampler = Sampler(open_fake(nvml), period_s=0.001, nvml=nvml)
+    sampler.start()
+    assert entered.wait(10)
+    began = time.monotonic()
+    with pytest.warns(TelemetryWarning, match="did not stop") as record:
+        summary = sampler.stop()
+    assert time.monotonic() - began < 5
+    assert len(record) == 1
+    assert summary.samples >= 1 and summary.power_w == 300.0
+    release.set()
+    wait_until(lambda: sampler_threads() == [])
+
+
 # -- gpu_busy_report -------------------------------------------------------------------------------
 
 

@@ -480,6 +480,8 @@ class Sampler:
     metric for the rest of the window.
     """
 
+    _JOIN_TIMEOUT_MIN_S = 2.0
+
     def __init__(
         self,
         gpu: tuple[Any, GpuIdentity] | None = None,
@@ -519,13 +521,14 @@ class Sampler:
         self._rows = []
         self._marks = []
         self._thread_error = None
-        self._stop_event.clear()
+        # A fresh event per window: a thread left stuck by an earlier window keeps its own, set one.
+        self._stop_event = threading.Event()
         self._probes = self._make_probes()
         # A function the binding does not have is as unsupported as one that answers NotSupported.
         self._disabled = [metric for metric, candidates in self._probes.items() if not candidates]
         self._open_statm()
         self._sample()
-        self._thread = threading.Thread(target=self._run, name=_THREAD_NAME, daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(self._stop_event,), name=_THREAD_NAME, daemon=True)
         self._thread.start()
 
     def mark(self) -> None:
@@ -541,14 +544,19 @@ class Sampler:
             raise RuntimeError("Sampler.stop() called without start()")
         self._stop_event.set()
         # A hung NVML call must not hang the benchmark; the daemon thread dies with the process.
-        join_timeout_s = max(2.0, 10 * self.period_s)
+        join_timeout_s = max(self._JOIN_TIMEOUT_MIN_S, 10 * self.period_s)
         thread.join(timeout=join_timeout_s)
         stuck = thread.is_alive()
         self._thread = None
-        self._sample()
-        with self._lock:
-            rows, marks = list(self._rows), list(self._marks)
-            disabled = list(self._disabled)
+        if stuck:
+            # The stuck thread holds the lock inside an NVML call: no final sample, and the rows
+            # are copied without the lock (that thread cannot append while it is blocked).
+            rows, marks, disabled = list(self._rows), list(self._marks), list(self._disabled)
+        else:
+            self._sample()
+            with self._lock:
+                rows, marks = list(self._rows), list(self._marks)
+                disabled = list(self._disabled)
         if not stuck:
             # A stuck thread may still read the fd; closing it could let a reused fd number
             # point at another file, so it is left open in that (already broken) case.
@@ -688,11 +696,11 @@ class Sampler:
             if mark:
                 self._marks.append(len(self._rows) - 1)
 
-    def _run(self) -> None:
+    def _run(self, stop_event: threading.Event) -> None:
         # Fixed-rate schedule, so a slow NVML call does not stretch every later period.
         deadline = time.monotonic() + self.period_s
         try:
-            while not self._stop_event.wait(max(0.0, deadline - time.monotonic())):
+            while not stop_event.wait(max(0.0, deadline - time.monotonic())):
                 self._sample()
                 deadline += self.period_s
                 now = time.monotonic()
