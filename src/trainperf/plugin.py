@@ -7,6 +7,7 @@ torch comes in only once a collected test asks for a trainperf fixture.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import pytest
@@ -107,8 +108,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     from trainperf.environment import apply_backend_flags, environment_info, header_lines
 
     settings: Settings = config.stash[SETTINGS_KEY]
-    flags = apply_backend_flags(tf32=settings.tf32, cudnn_benchmark=settings.cudnn_benchmark)
-    info = environment_info()
+    # This runs outside any test, where a project's `filterwarnings = error` would turn a library's deprecation
+    # notice (a torch release renaming a flag API) into a crash of the whole run: show it instead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        flags = apply_backend_flags(tf32=settings.tf32, cudnn_benchmark=settings.cudnn_benchmark)
+        info = environment_info()
     if settings.require_cuda:
         if not info["cuda_available"]:
             from trainperf.environment import device_unavailable_reason

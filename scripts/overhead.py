@@ -1,0 +1,88 @@
+"""The suite's own overhead: harness windows (sampler thread, per-round marks, timing) against a bare loop.
+
+    python scripts/overhead.py [--device cpu] [--model resnet18] [--batch-size 32] [--steps 10] [--blocks 6]
+
+Runs the same trainer alternately as a bare loop (steps, one synchronize) and through ``measure.train_step``
+with the real sampler, block by block so drift on the machine hits both alike, and prints the median img/s of
+each and the overhead.  The target is <= 2%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from trainperf import measure
+from trainperf.cases import Case
+from trainperf.environment import apply_backend_flags
+from trainperf.models import build_model
+from trainperf.runner import make_sampler
+from trainperf.settings import Settings
+from trainperf.training import build_trainer, synchronize
+
+
+class Pedantic:
+    """pytest-benchmark's pedantic loop without pytest: setup, then the timed target, ``rounds`` times."""
+
+    def pedantic(self, target, setup=None, rounds=1, iterations=1, warmup_rounds=0):
+        for _ in range(rounds):
+            if setup is not None:
+                setup()
+            start = time.perf_counter()
+            target()
+            self.last = time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=10, help="steps per window")
+    parser.add_argument("--rounds", type=int, default=5, help="windows per block")
+    parser.add_argument("--blocks", type=int, default=6, help="bare/harness block pairs")
+    args = parser.parse_args()
+
+    apply_backend_flags(tf32=True, cudnn_benchmark=True)
+    case = Case(args.device, "eager", "fp32", "contiguous", args.model, args.batch_size, "foreach")
+    torch.manual_seed(0)
+    trainer = build_trainer(case, build_model(case.model))
+    g = torch.Generator().manual_seed(0)
+    trainer.batches = [
+        trainer.to_input(torch.randn(args.batch_size, 3, 32, 32, generator=g), torch.randint(0, 10, (args.batch_size,)))
+        for _ in range(4)
+    ]
+    trainer.run(5)
+    synchronize(trainer.device)
+    settings = Settings()
+    images = args.batch_size * args.steps
+    bare: list[float] = []
+    harness: list[float] = []
+    for _ in range(args.blocks):
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            trainer.run(args.steps)
+            synchronize(trainer.device)
+            bare.append(images / (time.perf_counter() - start))
+        result = measure.train_step(
+            Pedantic(),
+            trainer,
+            make_sampler(trainer.device, settings),
+            warmup_steps=1,
+            rounds=args.rounds,
+            window_s=1.0,
+            steps=args.steps,
+        )
+        harness.extend(result["img_per_s_rounds"])
+    b, h = statistics.median(bare), statistics.median(harness)
+    print(f"case {case.id}: {len(bare)} bare and {len(harness)} harness windows of {args.steps} steps")
+    print(f"bare    median {b:10.1f} img/s  spread {measure.spread(bare):.1%}")
+    print(f"harness median {h:10.1f} img/s  spread {measure.spread(harness):.1%}")
+    print(f"overhead {(b - h) / b:+.2%} (target <= 2%)")
+
+
+if __name__ == "__main__":
+    main()
