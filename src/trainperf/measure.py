@@ -100,6 +100,34 @@ def _memory_peak(device: torch.device, sampled_rss_mib: float | None) -> dict[st
     return {"peak_mem_mib": sampled_rss_mib, "peak_mem_kind": "process_rss"}
 
 
+def _timed_rounds(benchmark: Any, target: Callable[[], None], sampler: Sampler, rounds: int) -> Any:
+    """pytest-benchmark rounds of ``target`` with the sampler running and a mark at each round's start."""
+    sampler.start()
+    try:
+        benchmark.pedantic(target, setup=sampler.mark, rounds=rounds, iterations=1, warmup_rounds=0)
+    finally:
+        telemetry = sampler.stop()
+    return telemetry
+
+
+def _training_outcome(
+    trainer: Trainer, telemetry: Any, loss_first: float, counters_before: dict[str, int]
+) -> dict[str, Any]:
+    """Memory, telemetry, loss and recompilation of the timed rounds; raises when they cannot be trusted."""
+    counters_after = compile_counters()
+    loss_last = _loss(trainer)
+    _check_no_recompile(counters_before, counters_after)
+    _check_training(loss_first, loss_last)
+    return {
+        **_memory_peak(trainer.device, telemetry.rss_peak_mib),
+        **telemetry.as_extra_info(),
+        "loss_first": round(loss_first, 5),
+        "loss_last": round(loss_last, 5),
+        "graph_breaks": counters_after["graph_breaks"],
+        "recompiles_in_rounds": counters_after["graphs"] - counters_before["graphs"],
+    }
+
+
 def warm_up(trainer: Trainer, steps: int) -> tuple[list[float], float]:
     """Run untimed warm-up steps one at a time (compilation, cuDNN autotuning and CUDA-graph recording happen
     here); returns each step's seconds and the first step's loss."""
@@ -141,32 +169,17 @@ def train_step(
         synchronize(trainer.device)
         round_s.append(time.perf_counter() - start)
 
-    sampler.start()
-    try:
-        benchmark.pedantic(window, setup=sampler.mark, rounds=rounds, iterations=1, warmup_rounds=0)
-    finally:
-        telemetry = sampler.stop()
-    counters_after = compile_counters()
-    loss_last = _loss(trainer)
-    batch = trainer.case.batch_size
-    result: dict[str, Any] = {
-        **rate_summary(batch * steps_per_round, round_s),
+    telemetry = _timed_rounds(benchmark, window, sampler, rounds)
+    return {
+        **rate_summary(trainer.case.batch_size * steps_per_round, round_s),
         "step_ms": round(statistics.median(round_s) / steps_per_round * 1e3, 4),
         "steps_per_round": steps_per_round,
         "rounds": len(round_s),
         "compile_s": round(max(0.0, sum(warm_times) - len(warm_times) * steady_s), 4),
         "first_step_s": round(warm_times[0], 4),
         "warmup_steps": warmup_steps,
-        **_memory_peak(trainer.device, telemetry.rss_peak_mib),
-        **telemetry.as_extra_info(),
-        "loss_first": round(loss_first, 5),
-        "loss_last": round(loss_last, 5),
-        "graph_breaks": counters_after["graph_breaks"],
-        "recompiles_in_rounds": counters_after["graphs"] - counters_before["graphs"],
+        **_training_outcome(trainer, telemetry, loss_first, counters_before),
     }
-    _check_no_recompile(counters_before, counters_after)
-    _check_training(loss_first, loss_last)
-    return result
 
 
 def epoch(
@@ -208,30 +221,17 @@ def epoch(
         epoch_s.append(time.perf_counter() - start)
         images.append(seen)
 
-    sampler.start()
-    try:
-        benchmark.pedantic(one_epoch, setup=sampler.mark, rounds=rounds, iterations=1, warmup_rounds=0)
-    finally:
-        telemetry = sampler.stop()
-    counters_after = compile_counters()
+    telemetry = _timed_rounds(benchmark, one_epoch, sampler, rounds)
     if not images or images[0] == 0:
         raise MeasurementError("the epoch yielded no batch: dataset smaller than one batch?")
-    loss_last = _loss(trainer)
-    result = {
+    return {
         **rate_summary(images[0], epoch_s),
         "epoch_s": round(statistics.median(epoch_s), 4),
         "epoch_s_rounds": [round(s, 4) for s in epoch_s],
         "images_per_epoch": images[0],
         "rounds": len(epoch_s),
-        **_memory_peak(trainer.device, telemetry.rss_peak_mib),
-        **telemetry.as_extra_info(),
-        "loss_first": round(loss_first, 5),
-        "loss_last": round(loss_last, 5),
-        "recompiles_in_rounds": counters_after["graphs"] - counters_before["graphs"],
+        **_training_outcome(trainer, telemetry, loss_first, counters_before),
     }
-    _check_no_recompile(counters_before, counters_after)
-    _check_training(loss_first, loss_last)
-    return result
 
 
 def dataloader(

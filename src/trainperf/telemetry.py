@@ -107,6 +107,19 @@ def _import_pynvml() -> ModuleType:
     return pynvml
 
 
+def _pynvml_or_warn(stacklevel: int) -> ModuleType | None:
+    """The pynvml module, or None after one TelemetryWarning when it cannot be imported."""
+    try:
+        return _import_pynvml()
+    except ImportError as exc:
+        _warn_once(
+            "nvml-unavailable",
+            f"trainperf telemetry: pynvml is not importable ({exc}); GPU metrics are None",
+            stacklevel=stacklevel + 1,
+        )
+        return None
+
+
 def _text(value: str | bytes) -> str:
     # nvidia-ml-py >= 11.5 returns str; the third-party `pynvml` package (11.4, still in some NGC
     # images, where it shadows nvidia-ml-py's module of the same name) returns bytes.
@@ -274,13 +287,8 @@ def open_gpu(
         its driver or the device is unavailable. Never raises for an NVML or driver problem.
     """
     if nvml is None:
-        try:
-            nvml = _import_pynvml()
-        except ImportError as exc:
-            _warn_once(
-                "nvml-unavailable",
-                f"trainperf telemetry: pynvml is not importable ({exc}); GPU metrics are None",
-            )
+        nvml = _pynvml_or_warn(stacklevel=3)
+        if nvml is None:
             return None
     errors = _nvml_errors(nvml)
     try:
@@ -601,14 +609,8 @@ class Sampler:
             return {}
         nvml = self._nvml
         if nvml is None:
-            try:
-                nvml = _import_pynvml()
-            except ImportError as exc:
-                _warn_once(
-                    "nvml-unavailable",
-                    f"trainperf telemetry: pynvml is not importable ({exc}); GPU metrics are None",
-                    stacklevel=4,
-                )
+            nvml = _pynvml_or_warn(stacklevel=4)
+            if nvml is None:
                 return {}
         self._errors = _nvml_errors(nvml)
         clock_sm = getattr(nvml, "NVML_CLOCK_SM", _NVML_CLOCK_SM)
