@@ -44,6 +44,7 @@ def test_cpu_suite_runs_and_records_metrics(perf_suite, tmp_path):
     assert step["peak_mem_kind"] == "process_rss" and step["peak_mem_mib"] > 10
     assert step["gpu_util_pct"] is None and step["sm_clock_mhz"] is None and step["power_w"] is None
     assert step["recompiles_in_rounds"] == 0
+    assert step["samples"] >= 2 and len(step["throttled_rounds"]) == 3
     assert step["backend_flags"]["cudnn_benchmark"] is True
     assert step["settings"]["rounds"] == 3
     epoch = benches[f"test_epoch[{TINY_ID}]"]["extra_info"]
@@ -264,3 +265,54 @@ def test_autosave_is_readable_by_pytest_benchmark_compare(perf_suite, tmp_path):
     )
     assert compare.returncode == 0, compare.stderr
     assert "test_train_step" in compare.stdout
+
+
+def test_compiled_cpu_case_and_its_compile_time(perf_suite, tmp_path):
+    out = tmp_path / "result.json"
+    compiled = "cpu-default-fp32-contiguous-tinymodel.tiny-b32-foreach"
+    result = perf_suite.run(
+        "-m",
+        "cpu and compile and (train_step or compile_time)",
+        "--trainperf-device=cpu",
+        "--trainperf-compile=default",
+        "--trainperf-precision=fp32",
+        "--trainperf-memory-format=contiguous",
+        "--trainperf-optimizer=foreach",
+        f"--benchmark-json={out}",
+    )
+    result.assert_outcomes(passed=2)
+    _, benches = _benchmarks(out)
+    step = benches[f"test_train_step[{compiled}]"]["extra_info"]
+    # the compile happened in warm-up: its cost is reported, and nothing recompiled in the rounds
+    assert step["compile_s"] > 0.5 and step["first_step_s"] > step["step_ms"] / 1e3
+    assert step["recompiles_in_rounds"] == 0 and step["loss_last"] < step["loss_first"]
+    compile_time = benches[f"test_compile_time[{compiled}]"]["extra_info"]
+    assert compile_time["trainperf_kind"] == "compile_time"
+    assert compile_time["compile_cold_s"] > compile_time["compile_warm_s"] > 0
+    assert compile_time["process_cold_s"] > compile_time["compile_cold_s"]
+
+
+def test_no_compile_support_skips_compiled_cases(perf_suite):
+    perf_suite.pytester.makeconftest(
+        """
+        import pytest
+        import trainperf.environment
+
+        @pytest.fixture(autouse=True)
+        def no_compiler(monkeypatch):
+            monkeypatch.setattr(trainperf.environment, "compile_unsupported_reason",
+                                lambda device: "torch.compile is not supported on this platform (test)")
+        """
+    )
+    result = perf_suite.run(
+        "-m",
+        "cpu and train_step",
+        "--trainperf-device=cpu",
+        "--trainperf-compile=eager,default",
+        "--trainperf-precision=fp32",
+        "--trainperf-memory-format=contiguous",
+        "--trainperf-optimizer=foreach",
+        "-rs",
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*torch.compile is not supported on this platform (test)*"])

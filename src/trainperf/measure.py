@@ -226,8 +226,8 @@ def epoch(
         raise MeasurementError("the epoch yielded no batch: dataset smaller than one batch?")
     return {
         **rate_summary(images[0], epoch_s),
-        "epoch_s": round(statistics.median(epoch_s), 4),
-        "epoch_s_rounds": [round(s, 4) for s in epoch_s],
+        "epoch_s": round(statistics.median(epoch_s), 6),
+        "epoch_s_rounds": [round(s, 6) for s in epoch_s],
         "images_per_epoch": images[0],
         "rounds": len(epoch_s),
         **_training_outcome(trainer, telemetry, loss_first, counters_before),
