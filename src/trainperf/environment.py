@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import shutil
@@ -132,6 +133,8 @@ def compile_unsupported_reason(device: str) -> str | None:
             return f"torch.compile is not supported on this platform (torch {torch.__version__})"
     except Exception as exc:  # an import failure here means the same thing
         return f"torch.compile is unavailable: {exc}"
+    if device == "cuda" and importlib.util.find_spec("triton") is None:
+        return "torch.compile on CUDA needs triton, which is not installed"
     if device == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++")):
         return "torch.compile on CPU needs a C++ compiler (g++/clang++) on PATH"
     return None
