@@ -35,9 +35,15 @@ MARKERS = {
     "epoch": "slow benchmarks: whole epochs through the real DataLoader",
     "dataloader": "DataLoader-only throughput benchmarks",
     "compile_time": "cold/warm-cache compile-time benchmarks (fresh processes)",
+    "trainperf_tolerance(fraction)": "allowed throughput drop for this benchmark in the regression gate, "
+    "e.g. 0.1 or '10%'",
 }
 CASE_FIXTURES = ("trainperf_case", "trainperf_compile_case", "trainperf_loader_case")
 ACTIVE_KEY = pytest.StashKey[bool]()
+COMPARED_KEY = pytest.StashKey[list[tuple[str, Any]]]()
+DESELECTED_KEY = pytest.StashKey[set[str]]()
+GATE_KEY = pytest.StashKey[Any]()
+OUTCOME_KEY = pytest.StashKey[Any]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,6 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings.from_pytest_config(config)
     config.stash[SETTINGS_KEY] = settings
     config.stash[RESULTS_KEY] = []
+    config.stash[DESELECTED_KEY] = set()
 
 
 def _mps_possible() -> bool:
@@ -127,6 +134,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 "trainperf: TRAINPERF_REQUIRE_CUDA is set but no CUDA case is selected",
                 returncode=pytest.ExitCode.USAGE_ERROR,
             )
+    if _benchmarks_timed(config):
+        from trainperf import gate
+
+        try:
+            config.stash[GATE_KEY] = gate.prepare(settings, config.rootpath, info, config.stash.get(COMPARED_KEY, []))
+        except gate.GateInputError as exc:
+            pytest.exit(f"trainperf: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_sep("-", "trainperf environment")
@@ -135,28 +149,88 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             reporter.write_line(line)
 
 
+def _benchmarks_timed(config: pytest.Config) -> bool:
+    disabled = config.getoption("benchmark_disable", False) and not config.getoption("benchmark_enable", False)
+    return not disabled and not config.getoption("benchmark_skip", False)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        items[0].config.stash[DESELECTED_KEY].update(getattr(i, "originalname", i.name) for i in items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_compare_machine_info(
+    config: pytest.Config, benchmarksession: Any, machine_info: dict[str, Any], compared_benchmark: dict[str, Any]
+) -> None:
+    """Keep each run --benchmark-compare loads: the gate compares throughput with it too."""
+    when = compared_benchmark.get("datetime", "?") if isinstance(compared_benchmark, dict) else "?"
+    config.stash.setdefault(COMPARED_KEY, []).append((f"--benchmark-compare run of {when}", compared_benchmark))
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
-    if not config.stash.get(ACTIVE_KEY, False):
+    # Also called at configure time (before collection) when --benchmark-compare loads a run: the section must
+    # be there then too, or every comparison warns that the machine changed.  Only what describes the machine
+    # goes here: flags and settings are per benchmark, in extra_info.
+    if config.stash.get(ACTIVE_KEY, True) is False:
         return
     from trainperf import __version__
-    from trainperf.environment import backend_flags, environment_info
+    from trainperf.environment import environment_info
 
-    settings: Settings = config.stash[SETTINGS_KEY]
-    machine_info["trainperf"] = {
-        "version": __version__,
-        **environment_info(),
-        "backend_flags": backend_flags(),
-        "settings": settings.recorded(),
-    }
+    machine_info["trainperf"] = {"version": __version__, **environment_info()}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash.get(GATE_KEY, None)
+    if state is None:
+        return
+    from trainperf import gate
+
+    results = [
+        gate.Current(
+            r.name,
+            tuple(r.extra["img_per_s_rounds"]),
+            r.extra["img_per_s"],
+            r.extra["img_per_s_spread"],
+            r.tolerance,
+            r.extra,
+        )
+        for r in config.stash.get(RESULTS_KEY, [])
+        if "img_per_s_rounds" in r.extra
+    ]
+    known = {getattr(i, "originalname", i.name) for i in session.items} | config.stash[DESELECTED_KEY]
+    outcome = gate.evaluate(state, config.stash[SETTINGS_KEY], results, known, session.testsfailed)
+    config.stash[OUTCOME_KEY] = outcome
+    if outcome.exit_code and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = outcome.exit_code
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     results = config.stash.get(RESULTS_KEY, [])
-    if not results:
-        return
-    from trainperf.table import format_results
+    if results:
+        from trainperf.table import format_results
 
-    terminalreporter.write_sep("-", "trainperf results (median img/s over rounds, spread = IQR/median)")
-    for line in format_results(results):
+        terminalreporter.write_sep("-", "trainperf results (median img/s over rounds, spread = IQR/median)")
+        for line in format_results(results):
+            terminalreporter.write_line(line)
+    outcome = config.stash.get(OUTCOME_KEY, None)
+    if outcome is None:
+        return
+    from trainperf import gate
+
+    state = config.stash[GATE_KEY]
+    where = state.committed.path if state.committed else state.note
+    terminalreporter.write_sep("-", f"trainperf gate: machine key {state.key}; baseline: {where}")
+    if outcome.rows:
+        for line in gate.table_lines(outcome.rows):
+            terminalreporter.write_line(line)
+    for line in outcome.notes:
         terminalreporter.write_line(line)
+    if outcome.failures or outcome.errors:
+        terminalreporter.write_sep("=", "trainperf gate FAILED", red=True, bold=True)
+        for line in outcome.errors + outcome.failures:
+            terminalreporter.write_line(line, red=True)
+    else:
+        terminalreporter.write_line("trainperf gate: passed", green=True)

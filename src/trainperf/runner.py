@@ -28,9 +28,11 @@ class Result:
     """One finished benchmark, for the end-of-run table."""
 
     nodeid: str
+    name: str
     kind: str
     case_id: str
     extra: dict[str, Any] = field(default_factory=dict)
+    tolerance: float | None = None  # from a trainperf_tolerance marker
 
 
 def check_runnable(device: str, settings: Settings, case: Case | None = None) -> None:
@@ -250,10 +252,30 @@ class Runner:
             "settings": self.settings.recorded(),
         }
         self.benchmark.extra_info.update(info)
+        node = self.request.node
         self.request.config.stash.setdefault(RESULTS_KEY, []).append(
-            Result(self.request.node.nodeid, kind, case_id, info)
+            Result(node.nodeid, node.name, kind, case_id, info, tolerance_marker(node))
         )
         return info
+
+
+def tolerance_marker(node: pytest.Item) -> float | None:
+    """The fraction a ``@pytest.mark.trainperf_tolerance(0.1)`` (or ``("10%")``) marker allows, if any."""
+    marker = node.get_closest_marker("trainperf_tolerance")
+    if marker is None:
+        return None
+    from trainperf.settings import parse_fraction
+
+    try:
+        if len(marker.args) != 1:
+            raise ValueError
+        return parse_fraction(str(marker.args[0]))
+    except ValueError:
+        pytest.fail(
+            f"trainperf_tolerance marker on {node.nodeid}: expected one fraction (0.1) or percentage ('10%') "
+            f"between 0 and 1, got {marker.args!r}",
+            pytrace=False,
+        )
 
 
 def _auto_workers(device: str) -> int:

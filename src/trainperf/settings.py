@@ -40,6 +40,14 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def parse_fraction(text: str) -> float:
+    text = text.strip()
+    value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    if not 0 < value < 1:
+        raise ValueError
+    return value
+
+
 def _on_off(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("on", "1", "true", "yes"):
@@ -298,6 +306,82 @@ OPTIONS: tuple[Option, ...] = (
         "0.1",
     ),
     Option("seed", "N", "seed for data, weights and shuffling", "an integer >= 0", _non_negative_int, "0"),
+    Option(
+        "baseline_dir",
+        "DIR",
+        "directory of committed baselines, one <machine key>.json per machine (relative to the rootdir)",
+        "a directory",
+        str,
+        "baselines",
+    ),
+    Option(
+        "baseline",
+        "PATH",
+        "compare with this baseline file instead of the one for this machine's key",
+        "a baseline JSON file",
+        str,
+        None,
+    ),
+    Option(
+        "tolerance",
+        "FRACTION",
+        "allowed throughput drop before a significant one fails the run; overrides markers and baseline files",
+        "a fraction (0.05) or a percentage (5%) between 0 and 1",
+        parse_fraction,
+        None,
+    ),
+    Option(
+        "alpha",
+        "P",
+        "significance level of the one-sided Mann-Whitney U test",
+        "a number between 0 and 1",
+        parse_fraction,
+        "0.05",
+    ),
+    Option(
+        "strict",
+        "",
+        "fail on benchmarks missing from the run and on a machine without a baseline",
+        "'1' or '0'",
+        _on_off,
+        "0",
+        flag=True,
+    ),
+    Option(
+        "update_baselines",
+        "",
+        "write this run into the machine's baseline file (merged, atomically)",
+        "'1' or '0'",
+        _on_off,
+        "0",
+        flag=True,
+    ),
+    Option(
+        "force_update",
+        "",
+        "update baselines even from a run with failed cases or noisy results",
+        "'1' or '0'",
+        _on_off,
+        "0",
+        flag=True,
+    ),
+    Option(
+        "allow_mismatch",
+        "",
+        "compare with a baseline or run recorded on a different machine key",
+        "'1' or '0'",
+        _on_off,
+        "0",
+        flag=True,
+    ),
+    Option(
+        "max_update_spread",
+        "FRACTION",
+        "refuse to record a baseline whose round-to-round spread (IQR/median) is above this",
+        "a fraction (0.05) or a percentage (5%) between 0 and 1",
+        parse_fraction,
+        "0.05",
+    ),
 )
 
 
@@ -328,6 +412,15 @@ class Settings:
     require_cuda: bool = False
     sample_period_s: float = 0.1
     seed: int = 0
+    baseline_dir: str = "baselines"
+    baseline: str | None = None
+    tolerance: float | None = None
+    alpha: float = 0.05
+    strict: bool = False
+    update_baselines: bool = False
+    force_update: bool = False
+    allow_mismatch: bool = False
+    max_update_spread: float = 0.05
     overrides: dict[str, tuple[Any, ...]] = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -1,0 +1,198 @@
+"""Committed baselines: one JSON file per machine key, validated on read, written atomically.
+
+JSON only (nothing on this path unpickles). Pure logic plus file I/O; no pytest.
+
+Layout (schema_version 1)::
+
+    {"schema": "trainperf-baseline", "schema_version": 1, "machine_key": "cpu-amd-epyc-2c-torch2.14",
+     "default_tolerance": 0.05,                      # optional, for every benchmark of this file
+     "benchmarks": {"test_train_step[cpu-...]": {
+         "img_per_s": 616.3, "samples": [607.1, 626.1, ...],
+         "tolerance": 0.08,                          # optional, this benchmark only
+         "provenance": {"commit": "...", "date": "...", "machine": {...}, "backend_flags": {...}, ...}}}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "trainperf-baseline"
+SCHEMA_VERSION = 1
+# A benchmark id is a test name with its parameter id: test_train_step[cpu-eager-...]
+_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^\[\]\s]+\])?$")
+
+
+class BaselineError(Exception):
+    """A baseline file cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    img_per_s: float
+    samples: tuple[float, ...]
+    tolerance: float | None = None
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"img_per_s": self.img_per_s, "samples": list(self.samples)}
+        if self.tolerance is not None:
+            out["tolerance"] = self.tolerance
+        out["provenance"] = self.provenance
+        return out
+
+
+@dataclass(frozen=True)
+class Baseline:
+    machine_key: str
+    entries: dict[str, Entry]
+    default_tolerance: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "machine_key": self.machine_key}
+        if self.default_tolerance is not None:
+            out["default_tolerance"] = self.default_tolerance
+        out["benchmarks"] = {name: self.entries[name].as_json() for name in sorted(self.entries)}
+        return out
+
+
+def baseline_path(directory: Path, key: str) -> Path:
+    return directory / f"{key}.json"
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _tolerance(value: Any, where: str, path: Path) -> float | None:
+    if value is None:
+        return None
+    if not _positive(value) or value >= 1:
+        raise BaselineError(f"{path}: {where} must be a fraction between 0 and 1 (0.05 = 5%), got {value!r}")
+    return float(value)
+
+
+def parse(doc: Any, path: Path) -> Baseline:
+    """Validate a decoded baseline document; every problem is a BaselineError naming ``path``."""
+    if not isinstance(doc, dict):
+        raise BaselineError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    if doc.get("schema") != SCHEMA:
+        raise BaselineError(f"{path}: not a trainperf baseline (schema {doc.get('schema')!r}, expected {SCHEMA!r})")
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BaselineError(f"{path}: schema_version must be an integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise BaselineError(
+            f"{path}: schema_version {version} is newer than this trainperf understands ({SCHEMA_VERSION}); "
+            f"upgrade trainperf"
+        )
+    if version < 1:
+        raise BaselineError(f"{path}: schema_version {version} is not a valid version")
+    key = doc.get("machine_key")
+    if not isinstance(key, str) or not key:
+        raise BaselineError(f"{path}: machine_key must be a non-empty string, got {key!r}")
+    default_tolerance = _tolerance(doc.get("default_tolerance"), "default_tolerance", path)
+    benchmarks = doc.get("benchmarks")
+    if not isinstance(benchmarks, dict):
+        raise BaselineError(f"{path}: 'benchmarks' must be an object of benchmark id -> entry")
+    entries = {name: _entry(name, raw, path) for name, raw in benchmarks.items()}
+    return Baseline(machine_key=key, entries=entries, default_tolerance=default_tolerance)
+
+
+def _entry(name: str, raw: Any, path: Path) -> Entry:
+    if not _ID.match(name):
+        raise BaselineError(f"{path}: {name!r} is not a benchmark id (expected test_name[case-id])")
+    if not isinstance(raw, dict):
+        raise BaselineError(f"{path}: entry {name} must be an object")
+    img_per_s = raw.get("img_per_s")
+    if not _positive(img_per_s):
+        raise BaselineError(f"{path}: entry {name}: img_per_s must be a positive number, got {img_per_s!r}")
+    samples = raw.get("samples")
+    if not isinstance(samples, list) or not samples or not all(_positive(s) for s in samples):
+        raise BaselineError(
+            f"{path}: entry {name}: samples must be a non-empty list of positive img/s values, got {samples!r}"
+        )
+    provenance = raw.get("provenance", {})
+    if not isinstance(provenance, dict):
+        raise BaselineError(f"{path}: entry {name}: provenance must be an object")
+    return Entry(
+        img_per_s=float(img_per_s),
+        samples=tuple(float(s) for s in samples),
+        tolerance=_tolerance(raw.get("tolerance"), f"entry {name}: tolerance", path),
+        provenance=provenance,
+    )
+
+
+def load(path: Path) -> Baseline:
+    """Read and validate one baseline file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BaselineError(f"{path}: no such baseline file") from None
+    except OSError as exc:
+        raise BaselineError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BaselineError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    return parse(doc, path)
+
+
+def write_atomic(path: Path, baseline: Baseline) -> None:
+    """Write via a temporary file in the same directory and a rename: readers (and a crash) see the old file
+    or the new one, never half of one."""
+    directory = path.parent
+    if not directory.is_dir():
+        raise BaselineError(f"{directory}: baseline directory does not exist (create it and commit it)")
+    if not os.access(directory, os.W_OK):
+        raise BaselineError(f"{directory}: baseline directory is not writable")
+    text = json.dumps(baseline.as_json(), indent=2, sort_keys=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Changes:
+    added: tuple[str, ...]
+    updated: tuple[tuple[str, float, float], ...]  # id, old img/s, new img/s
+    kept: tuple[str, ...]
+
+    def lines(self) -> list[str]:
+        out = [f"added {len(self.added)}, updated {len(self.updated)}, kept {len(self.kept)} not run"]
+        out += [f"  + {name}" for name in self.added]
+        out += [f"  ~ {name}: {old:,.1f} -> {new:,.1f} img/s ({new / old - 1:+.1%})" for name, old, new in self.updated]
+        return out
+
+
+def merge(old: Baseline | None, key: str, current: dict[str, Entry]) -> tuple[Baseline, Changes]:
+    """The baseline after recording ``current``: entries that did not run are kept, per-entry tolerances carry
+    over to the new numbers."""
+    previous = dict(old.entries) if old else {}
+    entries = dict(previous)
+    added, updated = [], []
+    for name, entry in current.items():
+        before = previous.get(name)
+        if before is None:
+            added.append(name)
+        else:
+            updated.append((name, before.img_per_s, entry.img_per_s))
+            if entry.tolerance is None and before.tolerance is not None:
+                entry = Entry(entry.img_per_s, entry.samples, before.tolerance, entry.provenance)
+        entries[name] = entry
+    kept = tuple(sorted(set(previous) - set(current)))
+    new = Baseline(machine_key=key, entries=entries, default_tolerance=old.default_tolerance if old else None)
+    return new, Changes(tuple(sorted(added)), tuple(sorted(updated)), kept)
