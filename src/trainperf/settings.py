@@ -244,7 +244,7 @@ OPTIONS: tuple[Option, ...] = (
         _auto_or(_positive_int),
         "auto",
     ),
-    Option("epoch_rounds", "N", "timed epochs per epoch benchmark", "a positive integer", _positive_int, "3"),
+    Option("epoch_rounds", "N", "timed epochs per epoch benchmark", "a positive integer", _positive_int, "5"),
     Option(
         "num_workers",
         "N|auto",
@@ -276,7 +276,7 @@ OPTIONS: tuple[Option, ...] = (
         "timed rounds per DataLoader benchmark",
         "a positive integer",
         _positive_int,
-        "5",
+        "10",
     ),
     Option(
         "tf32",
@@ -402,11 +402,11 @@ class Settings:
     window_s: float = 1.0
     steps: int | None = None
     epoch_images: int | None = None
-    epoch_rounds: int = 3
+    epoch_rounds: int = 5
     num_workers: int | None = None
     loader_workers: tuple[int, ...] = (0, 2, 4)
     loader_batches: int = 50
-    loader_rounds: int = 5
+    loader_rounds: int = 10
     tf32: bool = True
     cudnn_benchmark: bool = True
     require_cuda: bool = False
