@@ -63,6 +63,16 @@ def _baseline(suite, key):
     return suite.pytester.path / "baselines" / f"{key}.json"
 
 
+def _recorded(suite, key, edit):
+    """Record a baseline, then change its JSON document with ``edit(doc, step_entry)``."""
+    _record(suite)
+    path = _baseline(suite, key)
+    doc = json.loads(path.read_text())
+    edit(doc, doc["benchmarks"][STEP])
+    path.write_text(json.dumps(doc))
+    return path
+
+
 def test_record_then_clean_rerun_passes(gated, key):
     result = _record(gated)
     result.stdout.fnmatch_lines([f"*trainperf gate: machine key {key}*", f"wrote *{key}.json: added 1, updated 0*"])
@@ -78,13 +88,11 @@ def test_record_then_clean_rerun_passes(gated, key):
 
 
 def test_inflated_baseline_fails_with_the_verdict_line(gated, key):
-    _record(gated)
-    path = _baseline(gated, key)
-    doc = json.loads(path.read_text())
-    entry = doc["benchmarks"][STEP]
-    entry["samples"] = [s * 1.2 for s in entry["samples"]]
-    entry["img_per_s"] *= 1.2
-    path.write_text(json.dumps(doc))
+    def inflate(doc, entry):
+        entry["samples"] = [s * 1.2 for s in entry["samples"]]
+        entry["img_per_s"] *= 1.2
+
+    _recorded(gated, key, inflate)
     result = gated.run(*GATE)  # default tolerance, 5%
     assert result.ret == 1
     result.stdout.fnmatch_lines(
@@ -99,39 +107,47 @@ def test_inflated_baseline_fails_with_the_verdict_line(gated, key):
 
 
 def test_faster_than_baseline_is_reported_stale_not_failed(gated, key):
-    _record(gated)
-    path = _baseline(gated, key)
-    doc = json.loads(path.read_text())
-    entry = doc["benchmarks"][STEP]
-    entry["samples"] = [s / 2.0 for s in entry["samples"]]
-    path.write_text(json.dumps(doc))
+    _recorded(gated, key, lambda doc, entry: entry.update(samples=[s / 2.0 for s in entry["samples"]]))
     result = gated.run(*GATE)
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*improved — baseline stale*"])
 
 
-def test_tolerance_marker_and_baseline_tolerance(gated, key):
-    _record(gated)
-    path = _baseline(gated, key)
-    doc = json.loads(path.read_text())
-    entry = doc["benchmarks"][STEP]
+def _halved(doc, entry):
     entry["samples"] = [s * 2.0 for s in entry["samples"]]
-    entry["tolerance"] = 0.9  # a per-benchmark tolerance in the file lets a halving pass
-    path.write_text(json.dumps(doc))
+
+
+def test_baseline_entry_tolerance_and_command_line_override(gated, key):
+    def halved_but_tolerated(doc, entry):
+        _halved(doc, entry)
+        entry["tolerance"] = 0.9
+
+    _recorded(gated, key, halved_but_tolerated)
     result = gated.run(*GATE)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines([f"*{G_STEP}*90.0%*ok*"])
-    # the command line overrides the file
     assert gated.run(*GATE, "--trainperf-tolerance=10%").ret == 1
 
 
+def test_tolerance_marker_beats_the_baseline_file(gated, key):
+    _recorded(gated, key, lambda doc, entry: (_halved(doc, entry), doc.update(default_tolerance=0.9)))
+    assert gated.run(*GATE).ret == 0  # the file's default tolerates a halving
+    gated.pytester.makeconftest(
+        ONE_THREAD
+        + """
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.trainperf_tolerance("10%"))
+"""
+    )
+    result = gated.run(*GATE)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([f"REGRESSED: {G_STEP}: *tolerance 10.0%*"])
+
+
 def test_missing_benchmark_is_listed_and_strict_fails(gated, key):
-    _record(gated)
-    path = _baseline(gated, key)
-    doc = json.loads(path.read_text())
     gone = "test_train_step[cpu-eager-bf16-channels_last-tinymodel.tiny-b32-fused]"
-    doc["benchmarks"][gone] = doc["benchmarks"][STEP]
-    path.write_text(json.dumps(doc))
+    _recorded(gated, key, lambda doc, entry: doc["benchmarks"].update({gone: entry}))
     result = gated.run(*GATE, LOOSE)
     assert result.ret == 0
     result.stdout.fnmatch_lines([f"*{_glob(gone)}*missing — in baseline but not run*"])
@@ -150,13 +166,13 @@ def test_no_baseline_is_new_and_strict_fails(gated, key):
 
 
 def test_update_merges_and_keeps_entries_that_did_not_run(gated, key):
-    _record(gated)
-    path = _baseline(gated, key)
-    doc = json.loads(path.read_text())
     other = "test_epoch[cpu-eager-fp32-contiguous-tinymodel.tiny-b32-foreach]"
-    doc["benchmarks"][other] = dict(doc["benchmarks"][STEP], tolerance=0.2)
-    doc["benchmarks"][STEP]["tolerance"] = 0.15
-    path.write_text(json.dumps(doc))
+
+    def add_other(doc, entry):
+        doc["benchmarks"][other] = dict(entry, tolerance=0.2)
+        entry["tolerance"] = 0.15
+
+    path = _recorded(gated, key, add_other)
     result = _record(gated)
     result.stdout.fnmatch_lines(["wrote *: added 0, updated 1, kept 1 not run", f"  ~ {G_STEP}: * -> * img/s (*)"])
     new = json.loads(path.read_text())
@@ -210,11 +226,7 @@ def test_bad_baseline_file_is_a_clear_error(gated, key, content, message):
 
 
 def test_unknown_benchmark_id_is_an_error(gated, key):
-    _record(gated)
-    path = _baseline(gated, key)
-    doc = json.loads(path.read_text())
-    doc["benchmarks"]["test_trian_step[cpu-x]"] = doc["benchmarks"][STEP]
-    path.write_text(json.dumps(doc))
+    _recorded(gated, key, lambda doc, entry: doc["benchmarks"].update({"test_trian_step[cpu-x]": entry}))
     result = gated.run(*GATE, LOOSE)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines(["*benchmark 'test_trian_step[[]cpu-x[]]' does not exist in this suite*"])
