@@ -6,7 +6,10 @@ import pytest
 
 # pytester's in-process runs restore sys.modules afterwards; torch cannot be imported twice in one process,
 # so it is imported here, before any snapshot is taken.
-import torch  # noqa: F401
+import torch
+import torch._dynamo.repro.after_dynamo
+import torch._dynamo.utils
+import torch._inductor.compile_fx  # noqa: F401
 import torchvision  # noqa: F401
 
 # The same goes for trainperf's lazily imported modules: a module re-imported after a restore would give two

@@ -21,12 +21,12 @@ def _entry(img=100.0, samples=(99.0, 100.0, 101.0), **extra):
 
 def test_round_trip(tmp_path):
     path = tmp_path / "k.json"
-    original = bl.parse(_doc(**{"test_a[x]": _entry(tolerance=0.1, provenance={"commit": "abc"})}), path)
+    original = bl.parse(_doc(**{"test_a[cpu-w0-nopin]": _entry(tolerance=0.1, provenance={"commit": "abc"})}), path)
     bl.write_atomic(path, original)
     again = bl.load(path)
     assert again == original
-    assert again.entries["test_a[x]"].tolerance == 0.1
-    assert json.loads(path.read_text())["benchmarks"]["test_a[x]"]["provenance"] == {"commit": "abc"}
+    assert again.entries["test_a[cpu-w0-nopin]"].tolerance == 0.1
+    assert json.loads(path.read_text())["benchmarks"]["test_a[cpu-w0-nopin]"]["provenance"] == {"commit": "abc"}
 
 
 @pytest.mark.parametrize(
@@ -40,15 +40,17 @@ def test_round_trip(tmp_path):
         ({**_doc(), "machine_key": ""}, "machine_key must be a non-empty string"),
         ({**_doc(), "default_tolerance": 1.5}, "default_tolerance must be a fraction"),
         ({**_doc(), "benchmarks": []}, "'benchmarks' must be an object"),
-        (_doc(**{"not an id!": _entry()}), "is not a benchmark id"),
-        (_doc(**{"test_a[x]": 5}), "entry test_a[x] must be an object"),
-        (_doc(**{"test_a[x]": _entry(img=0)}), "img_per_s must be a positive number"),
-        (_doc(**{"test_a[x]": _entry(img=float("nan"))}), "img_per_s must be a positive number"),
-        (_doc(**{"test_a[x]": _entry(img=True)}), "img_per_s must be a positive number"),
-        (_doc(**{"test_a[x]": _entry(samples=())}), "samples must be a non-empty list"),
-        (_doc(**{"test_a[x]": _entry(samples=(1.0, -2.0))}), "samples must be a non-empty list"),
-        (_doc(**{"test_a[x]": _entry(tolerance=0)}), "tolerance must be a fraction"),
-        (_doc(**{"test_a[x]": _entry(provenance=[])}), "provenance must be an object"),
+        (_doc(**{"not an id!": _entry()}), "is not a trainperf benchmark id"),
+        (_doc(**{"test_train_step": _entry()}), "is not a trainperf benchmark id"),
+        (_doc(**{"test_train_step[cpu-eagr-fp32-contiguous-m-b8-fused]": _entry()}), "is not a trainperf benchmark id"),
+        (_doc(**{"test_a[cpu-w0-nopin]": 5}), "entry test_a[cpu-w0-nopin] must be an object"),
+        (_doc(**{"test_a[cpu-w0-nopin]": _entry(img=0)}), "img_per_s must be a positive number"),
+        (_doc(**{"test_a[cpu-w0-nopin]": _entry(img=float("nan"))}), "img_per_s must be a positive number"),
+        (_doc(**{"test_a[cpu-w0-nopin]": _entry(img=True)}), "img_per_s must be a positive number"),
+        (_doc(**{"test_a[cpu-w0-nopin]": _entry(samples=())}), "samples must be a non-empty list"),
+        (_doc(**{"test_a[cpu-w0-nopin]": _entry(samples=(1.0, -2.0))}), "samples must be a non-empty list"),
+        (_doc(**{"test_a[cpu-w0-nopin]": _entry(tolerance=0)}), "tolerance must be a fraction"),
+        (_doc(**{"test_a[cpu-w0-nopin]": _entry(provenance=[])}), "provenance must be an object"),
     ],
 )
 def test_invalid_documents_name_the_file_and_problem(tmp_path, doc, fragment):
@@ -67,6 +69,10 @@ def test_unreadable_files(tmp_path):
         bl.load(truncated)
     with pytest.raises(bl.BaselineError, match="cannot read"):
         bl.load(tmp_path)  # a directory
+    utf16 = tmp_path / "u.json"
+    utf16.write_text(json.dumps(_doc()), encoding="utf-16")  # what PowerShell's > writes
+    with pytest.raises(bl.BaselineError, match="not UTF-8 text"):
+        bl.load(utf16)
 
 
 def test_write_refuses_missing_or_read_only_directory(tmp_path, monkeypatch):
@@ -80,7 +86,7 @@ def test_write_refuses_missing_or_read_only_directory(tmp_path, monkeypatch):
 
 def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "k.json"
-    old = bl.parse(_doc(**{"test_a[x]": _entry()}), path)
+    old = bl.parse(_doc(**{"test_a[cpu-w0-nopin]": _entry()}), path)
     bl.write_atomic(path, old)
     before = path.read_bytes()
 
@@ -98,20 +104,24 @@ def test_merge_keeps_what_did_not_run_and_carries_tolerances():
     old = bl.Baseline(
         "k",
         {
-            "test_a[x]": bl.Entry(100.0, (100.0,), tolerance=0.2),
-            "test_b[y]": bl.Entry(50.0, (50.0,)),
+            "test_a[cpu-w0-nopin]": bl.Entry(100.0, (100.0,), tolerance=0.2),
+            "test_b[cpu-resident]": bl.Entry(50.0, (50.0,)),
         },
         default_tolerance=0.07,
     )
-    new, changes = bl.merge(old, "k", {"test_a[x]": bl.Entry(110.0, (110.0,)), "test_c[z]": bl.Entry(5.0, (5.0,))})
-    assert set(new.entries) == {"test_a[x]", "test_b[y]", "test_c[z]"}
-    assert new.entries["test_a[x]"].img_per_s == 110.0 and new.entries["test_a[x]"].tolerance == 0.2
+    new, changes = bl.merge(
+        old, "k", {"test_a[cpu-w0-nopin]": bl.Entry(110.0, (110.0,)), "test_c[cuda-w2-pin]": bl.Entry(5.0, (5.0,))}
+    )
+    assert set(new.entries) == {"test_a[cpu-w0-nopin]", "test_b[cpu-resident]", "test_c[cuda-w2-pin]"}
+    assert (
+        new.entries["test_a[cpu-w0-nopin]"].img_per_s == 110.0 and new.entries["test_a[cpu-w0-nopin]"].tolerance == 0.2
+    )
     assert new.default_tolerance == 0.07
-    assert changes.added == ("test_c[z]",) and changes.kept == ("test_b[y]",)
+    assert changes.added == ("test_c[cuda-w2-pin]",) and changes.kept == ("test_b[cpu-resident]",)
     assert changes.lines() == [
         "added 1, updated 1, kept 1 not run",
-        "  + test_c[z]",
-        "  ~ test_a[x]: 100.0 -> 110.0 img/s (+10.0%)",
+        "  + test_c[cuda-w2-pin]",
+        "  ~ test_a[cpu-w0-nopin]: 100.0 -> 110.0 img/s (+10.0%)",
     ]
 
 

@@ -205,12 +205,12 @@ def test_update_into_a_missing_directory_is_an_error(perf_suite):
         ('{"schema": "other"}', "not a trainperf baseline*"),
         (
             '{"schema": "trainperf-baseline", "schema_version": 1, "machine_key": "K", "benchmarks": '
-            '{"test_train_step[x]": {"img_per_s": -5, "samples": [1]}}}',
+            '{"test_dataloader[cpu-w0-nopin]": {"img_per_s": -5, "samples": [1]}}}',
             "*img_per_s must be a positive number*",
         ),
         (
             '{"schema": "trainperf-baseline", "schema_version": 1, "machine_key": "K", "benchmarks": '
-            '{"test_train_step[x]": {"img_per_s": 5, "samples": [0, 1]}}}',
+            '{"test_dataloader[cpu-w0-nopin]": {"img_per_s": 5, "samples": [0, 1]}}}',
             "*samples must be a non-empty list*",
         ),
     ],
@@ -226,10 +226,43 @@ def test_bad_baseline_file_is_a_clear_error(gated, key, content, message):
 
 
 def test_unknown_benchmark_id_is_an_error(gated, key):
-    _recorded(gated, key, lambda doc, entry: doc["benchmarks"].update({"test_trian_step[cpu-x]": entry}))
+    _recorded(gated, key, lambda doc, entry: doc["benchmarks"].update({"test_train_step[cpu-eagr-x]": entry}))
     result = gated.run(*GATE, LOOSE)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*benchmark 'test_trian_step[[]cpu-x[]]' does not exist in this suite*"])
+    result.stdout.fnmatch_lines(["*'test_train_step[[]cpu-eagr-x[]]' is not a trainperf benchmark id*"])
+    result.assert_outcomes()  # refused before any benchmark ran
+
+
+def test_too_few_rounds_cannot_pass_silently(gated, key):
+    refused = gated.run(*GATE, "--trainperf-rounds=2", "--trainperf-update-baselines", "--trainperf-force-update")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stdout.fnmatch_lines(["*not updated: too few rounds to gate on later in *"])
+    assert not _baseline(gated, key).exists()
+    # one baseline round against ten: the smallest one-sided p is 1/11, never <= 0.05
+    _recorded(gated, key, lambda doc, entry: entry.update(samples=entry["samples"][:1]))
+    result = gated.run(*GATE, LOOSE)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines([f"{G_STEP}: 1 vs 10 rounds * can never be significant at alpha 0.05*"])
+
+
+def test_strict_first_recording_passes_and_partial_runs_are_not_judged(gated, key):
+    first = gated.run(*GATE, "--trainperf-strict", "--trainperf-update-baselines", "--trainperf-force-update")
+    assert first.ret == 0, first.stdout.str()
+    assert gated.run("--collect-only", "--trainperf-strict").ret == 0
+    disabled = gated.run(*GATE, "--benchmark-disable", "--trainperf-update-baselines")
+    assert disabled.ret == pytest.ExitCode.USAGE_ERROR
+    disabled.stdout.fnmatch_lines(["*need timed benchmarks; they are disabled here*"])
+
+
+def test_update_never_writes_from_a_run_with_gate_errors(gated, key):
+    path = _recorded(gated, key, lambda doc, entry: entry.update(samples=entry["samples"][:1]))
+    before = path.read_bytes()
+    result = gated.run(*GATE, "--trainperf-update-baselines", "--trainperf-force-update")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert path.read_bytes() == before
+    explicit = gated.run(*GATE, f"--trainperf-baseline={path}", "--trainperf-update-baselines")
+    assert explicit.ret == pytest.ExitCode.USAGE_ERROR
+    explicit.stdout.fnmatch_lines(["*cannot be combined with --trainperf-baseline*"])
 
 
 def test_explicit_baseline_of_another_machine_is_refused(gated, key, tmp_path):

@@ -66,3 +66,11 @@ def test_error_rates_on_realistic_noise(drop, low, high):
     alarms in 1,000 clean comparisons, at least 99% of 1,000 comparisons with a real 10% drop caught."""
     rate = detection_rate(drop=drop, cv=0.04, rounds=10, trials=1000, seed=1)
     assert low <= rate <= high
+
+
+def test_too_few_rounds_are_recognised():
+    from trainperf.verdict import decidable, smallest_p
+
+    assert smallest_p(3, 3) == pytest.approx(0.05) and decidable(3, 3)
+    assert not decidable(2, 2) and not decidable(1, 10) and decidable(2, 10)
+    assert not decidable(3, 3, alpha=0.01)

@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainperf.cases import is_benchmark_param_id
+
 SCHEMA = "trainperf-baseline"
 SCHEMA_VERSION = 1
 # A benchmark id is a test name with its parameter id: test_train_step[cpu-eager-...]
-_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^\[\]\s]+\])?$")
+_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\[([^\[\]\s]+)\]$")
 
 
 class BaselineError(Exception):
@@ -106,8 +108,12 @@ def parse(doc: Any, path: Path) -> Baseline:
 
 
 def _entry(name: str, raw: Any, path: Path) -> Entry:
-    if not _ID.match(name):
-        raise BaselineError(f"{path}: {name!r} is not a benchmark id (expected test_name[case-id])")
+    match = _ID.match(name)
+    if not match or not is_benchmark_param_id(match.group(1)):
+        raise BaselineError(
+            f"{path}: {name!r} is not a trainperf benchmark id (expected test_name[case-id], e.g. "
+            f"test_train_step[cpu-eager-fp32-contiguous-resnet18-b128-foreach] or test_dataloader[cuda-w4-pin])"
+        )
     if not isinstance(raw, dict):
         raise BaselineError(f"{path}: entry {name} must be an object")
     img_per_s = raw.get("img_per_s")
@@ -137,6 +143,8 @@ def load(path: Path) -> Baseline:
         raise BaselineError(f"{path}: no such baseline file") from None
     except OSError as exc:
         raise BaselineError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise BaselineError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -169,6 +169,18 @@ def loader_matrix(devices: Iterable[str], workers: Sequence[int]) -> list[Loader
     return out
 
 
+_TRAINING_ID = re.compile(
+    rf"^({'|'.join(DEVICES)})-({'|'.join(m.replace('-', '_') for m in COMPILE_MODES)})-({'|'.join(PRECISIONS)})"
+    rf"-({'|'.join(MEMORY_FORMATS)})-[A-Za-z0-9_.]+-b[1-9][0-9]*-({'|'.join(OPTIMIZERS)})$"
+)
+_LOADER_ID = re.compile(rf"^({'|'.join(DEVICES)})-(w[0-9]+-(pin|nopin)|resident)$")
+
+
+def is_benchmark_param_id(text: str) -> bool:
+    """Whether ``text`` is a parameter id this suite generates: a training case or a loader configuration."""
+    return bool(_TRAINING_ID.match(text) or _LOADER_ID.match(text))
+
+
 def compile_matrix(cases: Iterable[Case]) -> list[Case]:
     """The compiled training cases, each measured for cold- and warm-cache compile time."""
     return [c for c in cases if c.compiled]

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from trainperf.cases import Case
+from trainperf.measure import MeasurementError, timed
 
 PROBE_STEADY_STEPS = 5
 
 
-class CompileProbeError(Exception):
+class CompileProbeError(MeasurementError):
     """A probe process failed; the message carries its output."""
 
 
@@ -42,10 +43,8 @@ def probe(case: Case, *, warmup_steps: int, tf32: bool, cudnn_benchmark: bool, s
     x = torch.randn(case.batch_size, 3, 32, 32, generator=generator)
     y = torch.randint(0, 10, (case.batch_size,), generator=generator)
     trainer.batches = [trainer.to_input(x, y)]
-    from trainperf.measure import _timed
-
-    warm = [_timed(lambda: trainer.run(1), trainer.device) for _ in range(warmup_steps)]
-    steady = statistics.median(_timed(lambda: trainer.run(1), trainer.device) for _ in range(PROBE_STEADY_STEPS))
+    warm = [timed(lambda: trainer.run(1), trainer.device) for _ in range(warmup_steps)]
+    steady = statistics.median(timed(lambda: trainer.run(1), trainer.device) for _ in range(PROBE_STEADY_STEPS))
     return {
         "compile_s": max(0.0, sum(warm) - len(warm) * steady),
         "first_step_s": warm[0],

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from trainperf.cases import Case, LoaderCase
-from trainperf.runner import Runner, check_runnable, out_of_memory_fails, release_device_memory
+from trainperf.runner import Runner, call_or_fail, check_runnable, release_device_memory
 from trainperf.settings import SETTINGS_KEY, Settings
 
 if TYPE_CHECKING:
@@ -63,39 +63,41 @@ def trainperf_loader_case(request: pytest.FixtureRequest) -> LoaderCase:
 
 
 @pytest.fixture
-def trainperf_model(trainperf_case: Case, trainperf_settings: Settings) -> nn.Module:
-    """A freshly initialised model for the case (seeded)."""
+def trainperf_model(trainperf_case: Case, trainperf_settings: Settings) -> Iterator[nn.Module]:
+    """A freshly initialised model for the case (seeded); its device memory is released after the case."""
     import torch
 
     from trainperf.models import build_model
 
     check_runnable(trainperf_case.device, trainperf_settings, trainperf_case)
     torch.manual_seed(trainperf_settings.seed)
-    return build_model(trainperf_case.model)
+    model = build_model(trainperf_case.model)
+    yield model
+    # Torn down after the trainer (which holds the same module), so everything of the case is unreferenced now.
+    del model
+    release_device_memory(trainperf_case.device, trainperf_case.compiled)
 
 
 @pytest.fixture
 def trainperf_trainer(
     trainperf_case: Case, trainperf_model: nn.Module, trainperf_dataset: Any, trainperf_settings: Settings
-) -> Iterator[Trainer]:
+) -> Trainer:
     """The case's model, optimizer and step on its device, with a few real batches staged there."""
     from trainperf import data
     from trainperf.training import build_trainer, stage_batches
 
     case = trainperf_case
     check_runnable(case.device, trainperf_settings, case)
-    with out_of_memory_fails(f"setup of {case.id}"):
+
+    def build() -> Trainer:
         trainer = build_trainer(case, trainperf_model)
         loader = data.make_loader(
-            trainperf_dataset,
-            case.batch_size,
-            seed=trainperf_settings.seed,
-            limit=case.batch_size * STAGED_BATCHES,
+            trainperf_dataset, case.batch_size, seed=trainperf_settings.seed, limit=case.batch_size * STAGED_BATCHES
         )
         stage_batches(trainer, loader, STAGED_BATCHES)
-    yield trainer
-    del trainer
-    release_device_memory(case.device, case.compiled)
+        return trainer
+
+    return call_or_fail(f"setup of {case.id}", build)
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ def rate_summary(images: int, seconds: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def _timed(fn: Callable[[], Any], device: torch.device) -> float:
+def timed(fn: Callable[[], Any], device: torch.device) -> float:
     start = time.perf_counter()
     fn()
     synchronize(device)
@@ -131,16 +131,16 @@ def _training_outcome(
 def warm_up(trainer: Trainer, steps: int) -> tuple[list[float], float]:
     """Run untimed warm-up steps one at a time (compilation, cuDNN autotuning and CUDA-graph recording happen
     here); returns each step's seconds and the first step's loss."""
-    times = [_timed(lambda: trainer.run(1), trainer.device)]
+    times = [timed(lambda: trainer.run(1), trainer.device)]
     loss_first = _loss(trainer)
-    times += [_timed(lambda: trainer.run(1), trainer.device) for _ in range(steps - 1)]
+    times += [timed(lambda: trainer.run(1), trainer.device) for _ in range(steps - 1)]
     return times, loss_first
 
 
 def calibrate(trainer: Trainer, last_warmup_s: float, window_s: float, fixed_steps: int | None) -> tuple[int, float]:
     """Steps per timed window and the steady per-step seconds, from one untimed window."""
     probe = fixed_steps or max(1, min(MAX_STEPS_PER_WINDOW, math.ceil(CALIBRATION_S / max(last_warmup_s, 1e-6))))
-    per_step = _timed(lambda: trainer.run(probe), trainer.device) / probe
+    per_step = timed(lambda: trainer.run(probe), trainer.device) / probe
     if fixed_steps:
         return fixed_steps, per_step
     return max(1, min(MAX_STEPS_PER_WINDOW, math.ceil(window_s / max(per_step, 1e-9)))), per_step
@@ -188,49 +188,46 @@ def epoch(
     loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
     sampler: Sampler,
     *,
-    warmup_steps: int,
     rounds: int,
     non_blocking: bool,
 ) -> dict[str, Any]:
-    """Whole epochs through the real DataLoader: host pipeline, copies and training together."""
-    warm_iter = iter(loader)
-    first = True
-    loss_first = math.nan
-    for _ in range(warmup_steps):
-        batch = next(warm_iter, None)
-        if batch is None:
-            break
-        trainer.step(*trainer.to_input(*batch, non_blocking=non_blocking))
-        if first:
-            synchronize(trainer.device)
-            loss_first, first = _loss(trainer), False
-    del warm_iter
-    synchronize(trainer.device)
-    counters_before = compile_counters()
-    _memory_start(trainer.device)
+    """Whole epochs through the real DataLoader: host pipeline, copies and training together.
+
+    One whole untimed epoch comes first: compilation and autotuning happen in its first steps, workers start,
+    and it ends normally, so the first timed epoch does not inherit a half-consumed prefetch queue (abandoning
+    a persistent-worker iterator makes the next one wait for and discard its in-flight batches).
+    """
     epoch_s: list[float] = []
     images: list[int] = []
+    first_loss: list[float] = []
 
     def one_epoch() -> None:
         start = time.perf_counter()
         seen = 0
         for x, y in loader:
             trainer.step(*trainer.to_input(x, y, non_blocking=non_blocking))
+            if not first_loss:
+                first_loss.append(_loss(trainer))  # a sync, but only in the untimed warm-up epoch
             seen += x.shape[0]
         synchronize(trainer.device)
         epoch_s.append(time.perf_counter() - start)
         images.append(seen)
 
-    telemetry = _timed_rounds(benchmark, one_epoch, sampler, rounds)
-    if not images or images[0] == 0:
+    one_epoch()
+    if not images[0]:
         raise MeasurementError("the epoch yielded no batch: dataset smaller than one batch?")
+    epoch_s.clear()
+    images.clear()
+    counters_before = compile_counters()
+    _memory_start(trainer.device)
+    telemetry = _timed_rounds(benchmark, one_epoch, sampler, rounds)
     return {
         **rate_summary(images[0], epoch_s),
         "epoch_s": round(statistics.median(epoch_s), 6),
         "epoch_s_rounds": [round(s, 6) for s in epoch_s],
         "images_per_epoch": images[0],
         "rounds": len(epoch_s),
-        **_training_outcome(trainer, telemetry, loss_first, counters_before),
+        **_training_outcome(trainer, telemetry, first_loss[0], counters_before),
     }
 
 

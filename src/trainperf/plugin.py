@@ -41,7 +41,6 @@ MARKERS = {
 CASE_FIXTURES = ("trainperf_case", "trainperf_compile_case", "trainperf_loader_case")
 ACTIVE_KEY = pytest.StashKey[bool]()
 COMPARED_KEY = pytest.StashKey[list[tuple[str, Any]]]()
-DESELECTED_KEY = pytest.StashKey[set[str]]()
 GATE_KEY = pytest.StashKey[Any]()
 OUTCOME_KEY = pytest.StashKey[Any]()
 
@@ -56,7 +55,6 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings.from_pytest_config(config)
     config.stash[SETTINGS_KEY] = settings
     config.stash[RESULTS_KEY] = []
-    config.stash[DESELECTED_KEY] = set()
 
 
 def _mps_possible() -> bool:
@@ -134,7 +132,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 "trainperf: TRAINPERF_REQUIRE_CUDA is set but no CUDA case is selected",
                 returncode=pytest.ExitCode.USAGE_ERROR,
             )
-    if _benchmarks_timed(config):
+    if not _benchmarks_timed(config):
+        if settings.update_baselines or settings.strict:
+            pytest.exit(
+                "trainperf: --trainperf-update-baselines and --trainperf-strict need timed benchmarks; they are "
+                "disabled here (--benchmark-disable, --benchmark-skip or pytest-xdist)",
+                returncode=pytest.ExitCode.USAGE_ERROR,
+            )
+    else:
         from trainperf import gate
 
         try:
@@ -150,13 +155,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _benchmarks_timed(config: pytest.Config) -> bool:
-    disabled = config.getoption("benchmark_disable", False) and not config.getoption("benchmark_enable", False)
+    """Whether pytest-benchmark times rounds in this run: it also turns itself off (one untimed call per test)
+    under xdist and when it cannot import statistics, which only its session object knows."""
+    if hasattr(config, "workerinput"):  # an xdist worker
+        return False
+    session = getattr(config, "_benchmarksession", None)
+    if session is not None and hasattr(session, "disabled"):
+        disabled = bool(session.disabled)
+    else:
+        disabled = config.getoption("benchmark_disable", False) and not config.getoption("benchmark_enable", False)
     return not disabled and not config.getoption("benchmark_skip", False)
-
-
-def pytest_deselected(items: list[pytest.Item]) -> None:
-    if items:
-        items[0].config.stash[DESELECTED_KEY].update(getattr(i, "originalname", i.name) for i in items)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -184,7 +192,11 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     state = config.stash.get(GATE_KEY, None)
-    if state is None:
+    # Nothing to judge after --collect-only, an interrupted run, an internal or usage error: a verdict (or a
+    # recorded baseline) from a partial run would be wrong.
+    if state is None or config.option.collectonly:
+        return
+    if session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or session.shouldstop:
         return
     from trainperf import gate
 
@@ -200,8 +212,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         for r in config.stash.get(RESULTS_KEY, [])
         if "img_per_s_rounds" in r.extra
     ]
-    known = {getattr(i, "originalname", i.name) for i in session.items} | config.stash[DESELECTED_KEY]
-    outcome = gate.evaluate(state, config.stash[SETTINGS_KEY], results, known, session.testsfailed)
+    with warnings.catch_warnings():  # a library's deprecation notice must not crash the verdict
+        warnings.simplefilter("default")
+        outcome = gate.evaluate(state, config.stash[SETTINGS_KEY], results, session.testsfailed)
     config.stash[OUTCOME_KEY] = outcome
     if outcome.exit_code and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = outcome.exit_code
@@ -224,7 +237,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     where = state.committed.path if state.committed else state.note
     terminalreporter.write_sep("-", f"trainperf gate: machine key {state.key}; baseline: {where}")
     if outcome.rows:
-        for line in gate.table_lines(outcome.rows):
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            lines = gate.table_lines(outcome.rows)
+        for line in lines:
             terminalreporter.write_line(line)
     for line in outcome.notes:
         terminalreporter.write_line(line)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
     from trainperf.training import Trainer
 
 RESULTS_KEY = pytest.StashKey[list["Result"]]()
+T = TypeVar("T")
 
 
 @dataclass
@@ -78,21 +78,30 @@ def release_device_memory(device_type: str, compiled: bool) -> None:
         torch.cuda.empty_cache()
 
 
-@contextlib.contextmanager
-def out_of_memory_fails(what: str) -> Iterator[None]:
-    """Turn a CUDA out-of-memory error into a failure of this case alone, with a message that says so."""
+def call_or_fail(what: str, fn: Callable[[], T], *, benchmark: Any = None) -> T:
+    """``fn()``, turning CUDA out-of-memory and untrustworthy measurements into a failure of this case alone.
+
+    No context manager and no ``raise`` inside ``except``: the failure pytest keeps (until the next test) must
+    not chain to the original error, whose traceback holds the case's tensors on the device.
+    """
     import torch
 
-    message = None
+    from trainperf.measure import MeasurementError
+
     try:
-        yield
+        return fn()
     except torch.cuda.OutOfMemoryError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
         message = f"CUDA out of memory in {what}: {first} (try a smaller --trainperf-batch-size)"
-    if message is not None:
-        # Outside the except block, so the traceback and its frames' tensors are released first.
+        oom = True
+    except MeasurementError as exc:
+        message = f"{what}: {exc}"
+        oom = False
+    if benchmark is not None:
+        benchmark.has_error = True  # keep the numbers of a failed case out of the saved JSON
+    if oom:
         release_device_memory("cuda", compiled=False)
-        pytest.fail(message, pytrace=False)
+    pytest.fail(message, pytrace=False)
 
 
 class Runner:
@@ -102,14 +111,18 @@ class Runner:
         self.benchmark = benchmark
         self.request = request
         self.settings = settings
+        # Read before measuring: a bad marker fails the case before it spends any time.
+        self.tolerance = tolerance_marker(request.node)
 
     def train_step(self, trainer: Trainer) -> dict[str, Any]:
         """Training-step throughput of ``trainer``'s case."""
         from trainperf import measure
 
         s = self.settings
-        with self._measuring("train_step", trainer.case):
-            result = measure.train_step(
+        self.benchmark.group = "train_step"
+        result = call_or_fail(
+            f"train_step[{trainer.case.id}]",
+            lambda: measure.train_step(
                 self.benchmark,
                 trainer,
                 make_sampler(trainer.device, s),
@@ -117,7 +130,9 @@ class Runner:
                 rounds=s.rounds,
                 window_s=s.window_s,
                 steps=s.steps,
-            )
+            ),
+            benchmark=self.benchmark,
+        )
         return self._record("train_step", trainer.case.id, trainer.case.as_dict(), result)
 
     def epoch(self, trainer: Trainer, dataset: Any) -> dict[str, Any]:
@@ -139,16 +154,19 @@ class Runner:
             seed=s.seed,
             limit=limit,
         )
-        with self._measuring("epoch", case):
-            result = measure.epoch(
+        self.benchmark.group = "epoch"
+        result = call_or_fail(
+            f"epoch[{case.id}]",
+            lambda: measure.epoch(
                 self.benchmark,
                 trainer,
                 loader,
                 make_sampler(trainer.device, s),
-                warmup_steps=s.warmup_steps,
                 rounds=s.epoch_rounds,
                 non_blocking=pin,
-            )
+            ),
+            benchmark=self.benchmark,
+        )
         loader_info = {
             "num_workers": workers,
             "pin_memory": pin,
@@ -183,10 +201,14 @@ class Runner:
                 seed=s.seed,
                 limit=limit,
             )
-        with self._measuring("dataloader", None):
-            result = measure.dataloader(
+        self.benchmark.group = "dataloader"
+        result = call_or_fail(
+            f"dataloader[{case.id}]",
+            lambda: measure.dataloader(
                 self.benchmark, loader, device, rounds=s.loader_rounds, non_blocking=case.pin_memory
-            )
+            ),
+            benchmark=self.benchmark,
+        )
         config = {
             "device": case.device,
             "num_workers": case.workers,
@@ -215,30 +237,13 @@ class Runner:
                 )
             )
 
-        try:
-            self.benchmark.pedantic(measure_once, rounds=1, iterations=1, warmup_rounds=0)
-        except compile_time.CompileProbeError as exc:
-            self._fail(str(exc))
+        self.benchmark.group = "compile_time"
+        call_or_fail(
+            f"compile_time[{case.id}]",
+            lambda: self.benchmark.pedantic(measure_once, rounds=1, iterations=1, warmup_rounds=0),
+            benchmark=self.benchmark,
+        )
         return self._record("compile_time", case.id, case.as_dict(), box)
-
-    @contextlib.contextmanager
-    def _measuring(self, kind: str, case: Case | None) -> Iterator[None]:
-        from trainperf.measure import MeasurementError
-
-        self.benchmark.group = kind
-        what = f"{kind}[{case.id}]" if case else kind
-        try:
-            with out_of_memory_fails(what):
-                yield
-        except MeasurementError as exc:
-            self._fail(f"{what}: {exc}")
-        except pytest.fail.Exception:
-            self.benchmark.has_error = True  # keep the numbers of a failed case out of the saved JSON
-            raise
-
-    def _fail(self, message: str) -> None:
-        self.benchmark.has_error = True
-        pytest.fail(message, pytrace=False)
 
     def _record(self, kind: str, case_id: str, config: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         from trainperf.environment import backend_flags
@@ -254,7 +259,7 @@ class Runner:
         self.benchmark.extra_info.update(info)
         node = self.request.node
         self.request.config.stash.setdefault(RESULTS_KEY, []).append(
-            Result(node.nodeid, node.name, kind, case_id, info, tolerance_marker(node))
+            Result(node.nodeid, node.name, kind, case_id, info, self.tolerance)
         )
         return info
 

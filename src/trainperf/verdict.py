@@ -54,6 +54,16 @@ class Comparison:
         )
 
 
+def smallest_p(n: int, m: int) -> float:
+    """The smallest one-sided Mann-Whitney U p-value that n vs m samples can reach (complete separation)."""
+    return 1.0 / math.comb(n + m, n)
+
+
+def decidable(n: int, m: int, alpha: float = DEFAULT_ALPHA) -> bool:
+    """Whether n vs m rounds can ever be significant at ``alpha``; 3 vs 3 is the least at 0.05."""
+    return smallest_p(n, m) <= alpha
+
+
 def shift_ratio(baseline: Sequence[float], current: Sequence[float]) -> float:
     """Hodges-Lehmann estimate of current/baseline: the median of all pairwise ratios."""
     logs = [math.log(c) - math.log(b) for c in current for b in baseline]

@@ -1,0 +1,72 @@
+"""gate.evaluate with plain values: tolerance precedence across references, strict and update interplay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trainperf import baseline as bl
+from trainperf.gate import Current, GateState, Reference, evaluate
+from trainperf.settings import Settings
+from trainperf.verdict import MISSING, NEW, OK, REGRESSED
+
+NAME = "test_train_step[cpu-eager-fp32-contiguous-resnet18-b128-foreach]"
+BASE = tuple(1000.0 + i for i in range(10))
+
+
+def _current(factor: float, tolerance: float | None = None) -> Current:
+    samples = tuple(v * factor for v in BASE)
+    return Current(NAME, samples, samples[5], 0.01, tolerance, {})
+
+
+def _state(tmp_path: Path, entry_tolerance=None, default_tolerance=None, previous=False) -> GateState:
+    committed = bl.Baseline("k", {NAME: bl.Entry(BASE[5], BASE, entry_tolerance)}, default_tolerance)
+    state = GateState("k", {}, tmp_path / "k.json", Reference("baseline", tmp_path / "k.json", committed))
+    if previous:
+        state.previous_runs.append(
+            Reference("previous run", Path("run.json"), bl.Baseline("k", {NAME: bl.Entry(BASE[5], BASE)}))
+        )
+    return state
+
+
+def test_tolerance_precedence(tmp_path):
+    drop = _current(0.85)  # 15% slower
+    assert evaluate(_state(tmp_path), Settings(), [drop], 0).exit_code == 1
+    assert evaluate(_state(tmp_path, default_tolerance=0.2), Settings(), [drop], 0).exit_code == 0
+    assert evaluate(_state(tmp_path, entry_tolerance=0.1, default_tolerance=0.2), Settings(), [drop], 0).exit_code == 1
+    assert evaluate(_state(tmp_path, entry_tolerance=0.1), Settings(), [_current(0.85, 0.2)], 0).exit_code == 0
+    assert evaluate(_state(tmp_path, entry_tolerance=0.2), Settings(tolerance=0.1), [drop], 0).exit_code == 1
+
+
+def test_compared_run_uses_the_committed_tolerances(tmp_path):
+    outcome = evaluate(_state(tmp_path, entry_tolerance=0.2, previous=True), Settings(), [_current(0.85)], 0)
+    assert [(r.against, r.verdict, r.tolerance) for r in outcome.rows] == [
+        ("baseline k.json", OK, 0.2),
+        ("previous run run.json", OK, 0.2),
+    ]
+    assert outcome.exit_code == 0
+
+
+def test_regression_against_the_previous_run_alone_fails(tmp_path):
+    state = _state(tmp_path, previous=True)
+    state.committed = None
+    outcome = evaluate(state, Settings(), [_current(0.8)], 0)
+    assert outcome.exit_code == 1
+    assert [r.verdict for r in outcome.rows] == [REGRESSED, NEW]
+    assert outcome.failures[0].startswith(f"REGRESSED: {NAME}: previous run run.json")
+
+
+def test_missing_and_strict(tmp_path):
+    state = _state(tmp_path)
+    outcome = evaluate(state, Settings(), [], 0)
+    assert [r.verdict for r in outcome.rows] == [MISSING] and outcome.exit_code == 0
+    strict = evaluate(state, Settings(strict=True), [], 0)
+    assert strict.exit_code == 1 and strict.failures == [f"strict: {MISSING}: {NAME} (baseline k.json)"]
+
+
+def test_update_records_and_does_not_fail_on_the_old_numbers(tmp_path):
+    state = _state(tmp_path)
+    outcome = evaluate(state, Settings(update_baselines=True, strict=True), [_current(0.5)], 0)
+    assert outcome.exit_code == 0 and outcome.failures == []
+    assert bl.load(tmp_path / "k.json").entries[NAME].img_per_s == BASE[5] * 0.5
+    refused = evaluate(state, Settings(update_baselines=True), [_current(0.5)], session_failed=1)
+    assert refused.exit_code == 4 and "1 case(s) failed" in refused.errors[0]
