@@ -143,14 +143,13 @@ class Runner:
         workers = s.num_workers if s.num_workers is not None else _auto_workers(case.device)
         pin = case.device == "cuda"
         limit = s.epoch_images if s.epoch_images is not None else (5120 if case.device == "cpu" else None)
+        # persistent_workers applies only with workers; shuffled, drop_last: the defaults of make_loader.
         loader = data.make_loader(
             dataset,
             case.batch_size,
             num_workers=workers,
             pin_memory=pin,
-            persistent_workers=workers > 0,
-            drop_last=True,
-            shuffle=True,
+            persistent_workers=True,
             seed=s.seed,
             limit=limit,
         )
@@ -195,9 +194,7 @@ class Runner:
                 batch,
                 num_workers=case.workers,
                 pin_memory=case.pin_memory,
-                persistent_workers=case.workers > 0,
-                drop_last=True,
-                shuffle=True,
+                persistent_workers=True,
                 seed=s.seed,
                 limit=limit,
             )
