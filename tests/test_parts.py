@@ -153,3 +153,19 @@ def test_compile_probe_failure_carries_the_child_error():
     case = Case("cpu", "default", "fp32", "contiguous", "no_such_module_xyz:make", 4, "foreach")
     with pytest.raises(CompileProbeError, match="No module named 'no_such_module_xyz'"):
         cold_and_warm(case, warmup_steps=2, tf32=True, cudnn_benchmark=True, seed=0, timeout_s=120)
+
+
+def test_training_flops_and_peaks():
+    from trainperf.mfu import math_mode, peak_flops, training_flops
+
+    # forward 2*B*in*out; backward only the weight gradient (the input needs none): twice that in all
+    assert training_flops(nn.Sequential(nn.Flatten(), nn.Linear(3072, 10)), 32) == 2 * (2 * 32 * 3072 * 10)
+    assert training_flops(build_model("resnet18"), 2) / 2 == pytest.approx(0.217e9, rel=0.01)  # the 0.22
+    assert training_flops(build_model("resnet18_cifar"), 2) / 2 == pytest.approx(3.33e9, rel=0.01)  # and 3.3
+    assert math_mode("fp32", tf32=True) == "tf32" and math_mode("fp32", tf32=False) == "fp32"
+    assert peak_flops("NVIDIA H200", "bf16", tf32=True) == 989e12
+    assert peak_flops("NVIDIA H100 PCIe", "bf16", tf32=True) == 756e12
+    assert peak_flops("NVIDIA L40S", "fp32", tf32=True) == 183e12
+    assert peak_flops("NVIDIA L4", "fp32", tf32=False) == pytest.approx(30.3e12)
+    assert peak_flops("Tesla V100-SXM2-16GB", "bf16", tf32=True) is None  # no bf16 tensor cores
+    assert peak_flops("Some Future GPU", "bf16", tf32=True) is None and peak_flops(None, "fp32", tf32=True) is None

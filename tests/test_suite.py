@@ -45,6 +45,10 @@ def test_cpu_suite_runs_and_records_metrics(perf_suite, tmp_path):
     assert step["gpu_util_pct"] is None and step["sm_clock_mhz"] is None and step["power_w"] is None
     assert step["recompiles_in_rounds"] == 0
     assert step["samples"] >= 2 and len(step["throttled_rounds"]) == 3
+    # the tiny MLP per image: forward 2*(3072*32 + 32*10); backward: the first layer's weight gradient only (its
+    # input needs none), the second layer's weight and input gradients
+    assert step["train_flops_per_image"] == 2 * (3072 * 32 + 32 * 10) + 2 * 3072 * 32 + 2 * 2 * 32 * 10
+    assert step["achieved_tflops"] > 0 and step["mfu"] is None and step["peak_tflops"] is None  # CPU: no peak
     assert step["backend_flags"]["cudnn_benchmark"] is True
     assert step["settings"]["rounds"] == 3
     epoch = benches[f"test_epoch[{TINY_ID}]"]["extra_info"]

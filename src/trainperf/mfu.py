@@ -1,0 +1,70 @@
+"""Model FLOPs utilisation: training FLOPs counted once per model and batch, against the device's peak.
+
+Peaks are dense (no structured sparsity) tensor-core numbers from the vendors' datasheets, in FLOP/s, for the
+precision the case computes in: bf16/fp16 autocast, fp32 with TF32 allowed, or plain fp32.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
+
+T = 1e12
+# (substring of the lowercased CUDA device name, peaks by math mode); first match wins, so the more specific
+# names come first ("h100 pcie" before "h100", "l40s" before "l4", "a100" before "a10").
+PEAK_FLOPS: tuple[tuple[str, dict[str, float]], ...] = (
+    ("h200", {"bf16": 989 * T, "fp16": 989 * T, "tf32": 495 * T, "fp32": 67 * T}),
+    ("h100 pcie", {"bf16": 756 * T, "fp16": 756 * T, "tf32": 378 * T, "fp32": 51 * T}),
+    ("h100", {"bf16": 989 * T, "fp16": 989 * T, "tf32": 495 * T, "fp32": 67 * T}),
+    ("a100", {"bf16": 312 * T, "fp16": 312 * T, "tf32": 156 * T, "fp32": 19.5 * T}),
+    ("l40s", {"bf16": 362 * T, "fp16": 362 * T, "tf32": 183 * T, "fp32": 91.6 * T}),
+    ("l4", {"bf16": 121 * T, "fp16": 121 * T, "tf32": 60 * T, "fp32": 30.3 * T}),
+    ("a10", {"bf16": 125 * T, "fp16": 125 * T, "tf32": 62.5 * T, "fp32": 31.2 * T}),
+    ("v100", {"fp16": 125 * T, "fp32": 15.7 * T}),
+    ("t4", {"fp16": 65 * T, "fp32": 8.1 * T}),
+)
+
+
+def math_mode(precision: str, tf32: bool) -> str:
+    """The peak that applies: autocast dtype, else TF32 when matmuls may use it, else fp32."""
+    if precision in ("bf16", "fp16"):
+        return precision
+    return "tf32" if tf32 else "fp32"
+
+
+def peak_flops(device_name: str | None, precision: str, tf32: bool) -> float | None:
+    """Peak FLOP/s of a known GPU for this case's math, or None (CPU, MPS, an unlisted GPU)."""
+    if not device_name:
+        return None
+    name = device_name.lower()
+    for key, peaks in PEAK_FLOPS:
+        if key in name:
+            return peaks.get(math_mode(precision, tf32))
+    return None
+
+
+def training_flops(model: nn.Module, batch_size: int, image_size: int = 32) -> int | None:
+    """FLOPs of one training step's forward and backward at ``batch_size``, counted by
+    ``torch.utils.flop_counter`` on a meta-device copy (no memory, no compute); None if the model cannot be
+    copied to the meta device."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        meta = copy.deepcopy(model).to("meta")
+    except Exception:  # a model with state that cannot move to meta: MFU is then unknown, not an error
+        return None
+    meta.train()
+    x = torch.empty(batch_size, 3, image_size, image_size, device="meta")
+    y = torch.zeros(batch_size, dtype=torch.long, device="meta")
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter:
+            F.cross_entropy(meta(x), y).backward()
+    except Exception:
+        return None
+    return int(counter.get_total_flops())
