@@ -169,3 +169,14 @@ def test_training_flops_and_peaks():
     assert peak_flops("NVIDIA L4", "fp32", tf32=False) == pytest.approx(30.3e12)
     assert peak_flops("Tesla V100-SXM2-16GB", "bf16", tf32=True) is None  # no bf16 tensor cores
     assert peak_flops("Some Future GPU", "bf16", tf32=True) is None and peak_flops(None, "fp32", tf32=True) is None
+
+
+def test_busy_gpu_reasons():
+    from trainperf.preflight import busy_reasons
+
+    assert busy_reasons({"other_processes": [], "gpu_util_pct": 0, "mem_used_mib": 500.0}) == []
+    assert busy_reasons({"other_processes": None, "gpu_util_pct": None, "mem_used_mib": None}) == []
+    assert busy_reasons({"other_processes": [4242, 77], "gpu_util_pct": 93}) == [
+        "2 other process(es) compute on it (pid 4242, 77)",
+        "it is already 93% busy",
+    ]

@@ -132,6 +132,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 "trainperf: TRAINPERF_REQUIRE_CUDA is set but no CUDA case is selected",
                 returncode=pytest.ExitCode.USAGE_ERROR,
             )
+    busy: list[str] = []
+    if info["cuda_available"] and any(i.get_closest_marker("cuda") for i in items):
+        import torch
+
+        from trainperf.preflight import check_gpu
+
+        busy = check_gpu(torch.cuda.current_device())
+        if busy and settings.require_idle_gpu:
+            pytest.exit(
+                f"trainperf: the GPU is not idle: {'; '.join(busy)} (--trainperf-require-idle-gpu)",
+                returncode=pytest.ExitCode.USAGE_ERROR,
+            )
     if not _benchmarks_timed(config):
         if settings.update_baselines or settings.strict:
             pytest.exit(
@@ -152,6 +164,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         data = settings.data_dir or f"synthetic CIFAR-shaped, {settings.synthetic_images} images"
         for line in [*header_lines(info, flags), f"data: {data}"]:
             reporter.write_line(line)
+        for reason in busy:
+            reporter.write_line(
+                f"WARNING: the GPU is not idle: {reason}; its numbers and verdicts are not "
+                f"trustworthy (--trainperf-require-idle-gpu makes this an error)",
+                red=True,
+                bold=True,
+            )
 
 
 def _benchmarks_timed(config: pytest.Config) -> bool:

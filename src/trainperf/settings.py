@@ -298,6 +298,15 @@ OPTIONS: tuple[Option, ...] = (
         flag=True,
     ),
     Option(
+        "require_idle_gpu",
+        "",
+        "fail instead of warning when other processes use the GPU or it is already busy",
+        "'1' or '0'",
+        _on_off,
+        "0",
+        flag=True,
+    ),
+    Option(
         "sample_period_s",
         "SECONDS",
         "NVML/memory sampling period during timed rounds",
@@ -410,6 +419,7 @@ class Settings:
     tf32: bool = True
     cudnn_benchmark: bool = True
     require_cuda: bool = False
+    require_idle_gpu: bool = False
     sample_period_s: float = 0.1
     seed: int = 0
     baseline_dir: str = "baselines"
