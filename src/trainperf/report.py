@@ -1,0 +1,648 @@
+"""``trainperf report``: tables and charts of saved pytest-benchmark runs of this suite.
+
+Reads ``--benchmark-json`` files, autosaves and whole ``.benchmarks/`` histories. Runs from different machines are
+never mixed: each machine gets its own section and its own chart files. Pure logic plus file I/O (no pytest);
+matplotlib is imported only by :func:`write_plots`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trainperf.baseline import Baseline
+from trainperf.cases import AXES
+from trainperf.machine_key import machine_key
+
+FORMATS = ("text", "markdown", "csv")
+NUMBERS = (
+    "img_per_s",
+    "img_per_s_spread",
+    "step_ms",
+    "epoch_s",
+    "compile_s",
+    "compile_cold_s",
+    "compile_warm_s",
+    "warm_speedup",
+    "peak_mem_mib",
+    "gpu_util_pct",
+    "mfu",
+    "achieved_tflops",
+)
+LOADER_KEYS = ("num_workers", "pin_memory", "resident")
+TRAINING_KINDS = ("train_step", "epoch")
+OWN_SECTIONS = ("train_step", "epoch", "dataloader", "compile_time")
+
+
+class ReportError(Exception):
+    """An input the report cannot use; the message is ``PATH: problem``."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    kind: str
+    case_id: str
+    config: dict[str, Any]
+    extra: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One pytest-benchmark JSON document: one run of the suite on one machine."""
+
+    path: Path
+    when: datetime
+    info: dict[str, Any]  # machine_info["trainperf"]
+    commit: dict[str, Any]
+    benchmarks: tuple[Benchmark, ...]
+
+    @property
+    def machine_identity(self) -> tuple[str, str, str]:
+        return machine_key(self.info), str(self.info.get("gpu_name") or ""), str(self.info.get("cpu_model") or "")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The runs of one machine, oldest first. ``label`` is the machine key, made unique when two machines share a
+    key (same GPU and versions, different CPU)."""
+
+    key: str
+    label: str
+    runs: tuple[Run, ...]
+
+    @property
+    def latest(self) -> Run:
+        return self.runs[-1]
+
+
+# --- reading ---------------------------------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _benchmark(raw: Any, index: int, path: Path) -> Benchmark | None:
+    if not isinstance(raw, dict):
+        raise ReportError(path, f"benchmarks[{index}] is not an object")
+    extra = raw.get("extra_info")
+    if not isinstance(extra, dict) or "trainperf_kind" not in extra:
+        return None  # another suite's benchmark in the same file
+    name = raw.get("name") if isinstance(raw.get("name"), str) else f"benchmarks[{index}]"
+    kind, case_id, config = extra["trainperf_kind"], extra.get("case_id", raw.get("param")), extra.get("config", {})
+    if not isinstance(kind, str) or not isinstance(case_id, str) or not isinstance(config, dict):
+        raise ReportError(path, f"{name}: trainperf_kind and case_id must be strings and config an object")
+    for key in NUMBERS:
+        if extra.get(key) is not None and not _is_number(extra[key]):
+            raise ReportError(path, f"{name}: {key} must be a number or null, got {extra[key]!r}")
+    rounds = extra.get("img_per_s_rounds")
+    if rounds is not None and not (isinstance(rounds, list) and all(_is_number(r) for r in rounds)):
+        raise ReportError(path, f"{name}: img_per_s_rounds must be a list of numbers, got {rounds!r}")
+    return Benchmark(name, kind, case_id, config, extra)
+
+
+def _when(value: Any, path: Path) -> datetime:
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ReportError(path, f"no valid 'datetime' (got {value!r}); pytest-benchmark writes one") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def parse_run(doc: Any, path: Path) -> Run:
+    """Validate a decoded pytest-benchmark document; every problem is a ReportError naming ``path``."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise ReportError(path, "not pytest-benchmark output (no 'benchmarks' list)")
+    found = (_benchmark(raw, i, path) for i, raw in enumerate(doc["benchmarks"]))
+    benchmarks = tuple(b for b in found if b is not None)
+    if not benchmarks:
+        raise ReportError(path, "no trainperf benchmarks (no 'trainperf_kind' in any extra_info)")
+    machine_info = doc.get("machine_info")
+    info = machine_info.get("trainperf") if isinstance(machine_info, dict) else None
+    if not isinstance(info, dict):
+        raise ReportError(path, "no machine_info.trainperf (was the run made without the trainperf plugin?)")
+    commit = doc.get("commit_info") if isinstance(doc.get("commit_info"), dict) else {}
+    return Run(path, _when(doc.get("datetime"), path), info, commit, benchmarks)
+
+
+def load_run(path: Path) -> Run:
+    """Read one pytest-benchmark JSON file written by this suite."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportError(path, "no such file or directory") from None
+    except UnicodeDecodeError as exc:
+        raise ReportError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ReportError(path, f"cannot read ({exc.strerror or exc})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportError(path, f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    return parse_run(doc, path)
+
+
+def _json_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.json") if p.is_file())
+        if not files:
+            raise ReportError(path, "no *.json files in this directory")
+        return files
+    if not path.exists():
+        raise ReportError(path, "no such file or directory")
+    return [path]
+
+
+def load_runs(paths: Iterable[Path]) -> list[Run]:
+    """Every run in ``paths`` (files, or directories searched for ``*.json``), oldest first by ``datetime``."""
+    runs: list[Run] = []
+    seen: set[Path] = set()
+    for path in paths:
+        for file in _json_files(path):
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                runs.append(load_run(file))
+    return sorted(runs, key=lambda run: run.when)
+
+
+def group_by_machine(runs: Sequence[Run]) -> list[Machine]:
+    """The runs split per machine, sorted by label; within a machine, in the order given."""
+    groups: dict[tuple[str, str, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.machine_identity, []).append(run)
+    keys = [ident[0] for ident in groups]
+    machines = []
+    for ident, members in groups.items():
+        key, gpu, cpu = ident
+        label = key if keys.count(key) == 1 else f"{key} (GPU {gpu or 'none'}, CPU {cpu or 'unknown'})"
+        machines.append(Machine(key, label, tuple(members)))
+    return sorted(machines, key=lambda m: m.label)
+
+
+# --- tables ----------------------------------------------------------------------------------------------------
+
+
+def _scalar(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+
+
+def benchmark_frame(run: Run) -> pd.DataFrame:
+    """One row per benchmark: its identity, the case axes, the loader settings and the numeric results."""
+    rows = []
+    for order, b in enumerate(run.benchmarks):
+        rounds = b.extra.get("img_per_s_rounds") or []
+        rows.append(
+            {
+                "order": order,
+                "name": b.name,
+                "kind": b.kind,
+                "case_id": b.case_id,
+                **{axis: _scalar(b.config.get(axis)) for axis in (*AXES, *LOADER_KEYS)},
+                **{key: b.extra.get(key) for key in NUMBERS},
+                "noisy": b.extra.get("noisy"),
+                "throttled": b.extra.get("throttled"),
+                "rounds_min": min(rounds) if rounds else None,
+                "rounds_max": max(rounds) if rounds else None,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    for key in (*NUMBERS, "rounds_min", "rounds_max"):
+        frame[key] = frame[key].astype("float64")
+    return frame
+
+
+def _of_kind(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+    return frame[frame["kind"] == kind].drop_duplicates("case_id", keep="last")
+
+
+def _reference(frame: pd.DataFrame, on: list[str], name: str) -> pd.DataFrame:
+    """``img_per_s`` of ``frame`` renamed to ``name``, one row per ``on`` key (the first in frame order)."""
+    return frame[[*on, "img_per_s"]].drop_duplicates(on).rename(columns={"img_per_s": name})
+
+
+def _with_speedups(table: pd.DataFrame) -> pd.DataFrame:
+    """Add ``vs_cpu`` (over the matching CPU case) and ``vs_eager`` (a compiled case over its eager twin)."""
+    known = table.dropna(subset=[*AXES, "img_per_s"])
+    known = known[known["img_per_s"] > 0]
+    cpu = known[known["device"] == "cpu"]
+    same_but_device = [a for a in AXES if a != "device"]
+    plain_cpu = cpu[(cpu["compile"] == "eager") & (cpu["precision"] == "fp32") & (cpu["memory_format"] == "contiguous")]
+    plain_cpu = plain_cpu.sort_values("optimizer", kind="stable")
+    by_model = ["model", "batch_size"]
+    same_but_compile = [a for a in AXES if a != "compile"]
+    eager = known[known["compile"] == "eager"]
+    out = (
+        table.merge(_reference(cpu, same_but_device, "cpu_exact"), on=same_but_device, how="left")
+        .merge(_reference(plain_cpu, [*by_model, "optimizer"], "cpu_same_opt"), on=[*by_model, "optimizer"], how="left")
+        .merge(_reference(plain_cpu, by_model, "cpu_any"), on=by_model, how="left")
+        .merge(_reference(eager, same_but_compile, "eager_img_per_s"), on=same_but_compile, how="left")
+    )
+    cpu_img = out["cpu_exact"].fillna(out["cpu_same_opt"]).fillna(out["cpu_any"])
+    out["vs_cpu"] = (out["img_per_s"] / cpu_img).where(out["device"] != "cpu")
+    out["vs_eager"] = (out["img_per_s"] / out["eager_img_per_s"]).where(out["compile"] != "eager")
+    return out.drop(columns=["cpu_exact", "cpu_same_opt", "cpu_any", "eager_img_per_s"])
+
+
+def training_frame(run: Run) -> pd.DataFrame:
+    """One row per training case, in the run's order. The epoch columns come from ``test_epoch``, the others from
+    ``test_train_step``; ``peak_mem_mib`` is the higher of the two."""
+    frame = benchmark_frame(run)
+    cases = frame[frame["kind"].isin(TRAINING_KINDS)].drop_duplicates("case_id")[["case_id", *AXES]]
+    step_cols = [
+        "img_per_s",
+        "img_per_s_spread",
+        "step_ms",
+        "compile_s",
+        "gpu_util_pct",
+        "mfu",
+        "achieved_tflops",
+        "peak_mem_mib",
+    ]
+    step = _of_kind(frame, "train_step")[["case_id", *step_cols, "noisy", "throttled"]]
+    epoch = _of_kind(frame, "epoch")[["case_id", "epoch_s", "img_per_s", "peak_mem_mib", "noisy", "throttled"]]
+    epoch = epoch.rename(columns={c: f"epoch_{c}" for c in ("img_per_s", "peak_mem_mib", "noisy", "throttled")})
+    table = cases.merge(step, on="case_id", how="left").merge(epoch, on="case_id", how="left")
+    table["peak_mem_mib"] = table[["peak_mem_mib", "epoch_peak_mem_mib"]].max(axis=1)
+    table["flags"] = [
+        _flags(step_noisy=a, epoch_noisy=b, throttled=_true(c) or _true(d))
+        for a, b, c, d in zip(
+            table["noisy"], table["epoch_noisy"], table["throttled"], table["epoch_throttled"], strict=True
+        )
+    ]
+    return _with_speedups(table.drop(columns=["epoch_peak_mem_mib"]))
+
+
+def _true(value: Any) -> bool:
+    return not _missing(value) and bool(value)
+
+
+def _flags(*, step_noisy: Any = None, epoch_noisy: Any = None, throttled: Any = None) -> str:
+    named = (("NOISY", step_noisy), ("NOISY(epoch)", epoch_noisy), ("THROTTLED", throttled))
+    return ",".join(flag for flag, value in named if _true(value))
+
+
+def dataloader_frame(run: Run) -> pd.DataFrame:
+    table = _of_kind(benchmark_frame(run), "dataloader")
+    flags = [_flags(step_noisy=n, throttled=t) for n, t in zip(table["noisy"], table["throttled"], strict=True)]
+    return table.assign(flags=flags)
+
+
+def compile_frame(run: Run) -> pd.DataFrame:
+    table = _of_kind(benchmark_frame(run), "compile_time")
+    computed = (table["compile_cold_s"] / table["compile_warm_s"]).where(table["compile_warm_s"] > 0)
+    return table.assign(warm_speedup=table["warm_speedup"].fillna(computed))
+
+
+def other_frame(run: Run) -> pd.DataFrame:
+    """Benchmarks of a kind this report does not know yet (a newer suite): listed, not dropped."""
+    frame = benchmark_frame(run)
+    return frame[~frame["kind"].isin(OWN_SECTIONS)]
+
+
+# --- formatting ------------------------------------------------------------------------------------------------
+
+Formatter = Callable[[Any], str]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _fixed(digits: int) -> Formatter:
+    return lambda value: f"{value:,.{digits}f}"
+
+
+def _percent_of_fraction(value: Any) -> str:
+    return f"{value * 100:.1f}"
+
+
+def _spread(value: Any) -> str:
+    return f"{value:.1%}"
+
+
+def _times(value: Any) -> str:
+    return f"{value:,.2f}x"
+
+
+# (header, column, formatter) per section; the CSV has the raw columns instead.
+TRAINING_COLUMNS: tuple[tuple[str, str, Formatter], ...] = (
+    ("configuration", "case_id", str),
+    ("epoch time (s)", "epoch_s", _fixed(2)),
+    ("img/s", "img_per_s", _fixed(1)),
+    ("GPU util %", "gpu_util_pct", _fixed(0)),
+    ("epoch img/s", "epoch_img_per_s", _fixed(1)),
+    ("step ms", "step_ms", _fixed(2)),
+    ("compile s", "compile_s", _fixed(2)),
+    ("peak MiB", "peak_mem_mib", _fixed(0)),
+    ("MFU %", "mfu", _percent_of_fraction),
+    ("vs CPU", "vs_cpu", _times),
+    ("vs eager", "vs_eager", _times),
+    ("flags", "flags", str),
+)
+LOADER_COLUMNS: tuple[tuple[str, str, Formatter], ...] = (
+    ("loader", "case_id", str),
+    ("img/s", "img_per_s", _fixed(1)),
+    ("spread", "img_per_s_spread", _spread),
+    ("flags", "flags", str),
+)
+COMPILE_COLUMNS: tuple[tuple[str, str, Formatter], ...] = (
+    ("configuration", "case_id", str),
+    ("cold s", "compile_cold_s", _fixed(2)),
+    ("warm s", "compile_warm_s", _fixed(2)),
+    ("cold/warm", "warm_speedup", _times),
+)
+OTHER_COLUMNS: tuple[tuple[str, str, Formatter], ...] = (
+    ("benchmark", "name", str),
+    ("kind", "kind", str),
+    ("img/s", "img_per_s", _fixed(1)),
+)
+CSV_COLUMNS = (
+    "machine_key",
+    "run",
+    "section",
+    "case_id",
+    *AXES,
+    *LOADER_KEYS,
+    "img_per_s",
+    "img_per_s_spread",
+    "epoch_s",
+    "epoch_img_per_s",
+    "step_ms",
+    "compile_s",
+    "compile_cold_s",
+    "compile_warm_s",
+    "warm_speedup",
+    "gpu_util_pct",
+    "peak_mem_mib",
+    "mfu",
+    "achieved_tflops",
+    "vs_cpu",
+    "vs_eager",
+    "noisy",
+    "epoch_noisy",
+    "throttled",
+    "epoch_throttled",
+)
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str  # the CSV's section column
+    title: str
+    frame: pd.DataFrame
+    columns: tuple[tuple[str, str, Formatter], ...]
+
+    def headers(self) -> list[str]:
+        return [header for header, _, _ in self.columns]
+
+    def left_aligned(self) -> list[bool]:
+        return [fmt is str for _, _, fmt in self.columns]
+
+    def cells(self) -> list[list[str]]:
+        records = self.frame.to_dict("records")
+        return [["-" if _missing(r[col]) else fmt(r[col]) for _, col, fmt in self.columns] for r in records]
+
+
+def sections(run: Run) -> list[Section]:
+    """The non-empty tables of one run: training cases, DataLoader, compile time, unknown kinds."""
+    found = [
+        Section("training", "training", training_frame(run), TRAINING_COLUMNS),
+        Section("dataloader", "dataloader", dataloader_frame(run), LOADER_COLUMNS),
+        Section("compile_time", "compile time", compile_frame(run), COMPILE_COLUMNS),
+        Section("other", "other benchmarks", other_frame(run), OTHER_COLUMNS),
+    ]
+    return [s for s in found if not s.frame.empty]
+
+
+def _when_text(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def describe_machine(info: dict[str, Any]) -> str:
+    cpu = f"CPU {info.get('cpu_model') or 'unknown'} ({info.get('cpu_count') or '?'} cores)"
+    gpu = f"GPU {info.get('gpu_name') or 'unknown'}" if info.get("cuda_available") else "no GPU"
+    versions = f"torch {info.get('torch') or '?'}"
+    if info.get("cuda_available"):
+        versions += f", CUDA {info.get('cuda_runtime') or '?'}"
+    return f"{gpu}, {cpu}, {versions}"
+
+
+def _commit_text(commit: dict[str, Any]) -> str:
+    if not isinstance(commit.get("id"), str):
+        return "commit unknown"
+    extras = [str(commit["branch"])] if commit.get("branch") else []
+    if commit.get("dirty"):
+        extras.append("dirty")
+    return f"commit {commit['id'][:7]}" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def describe_run(machine: Machine) -> str:
+    run = machine.latest
+    count = len(machine.runs)
+    history = "1 run" if count == 1 else f"{count} runs since {_when_text(machine.runs[0].when)}"
+    return f"Latest run {_when_text(run.when)}, {_commit_text(run.commit)}, {run.path.name}; {history}"
+
+
+def _text_table(section: Section) -> list[str]:
+    headers, cells, left = section.headers(), section.cells(), section.left_aligned()
+    widths = [max(len(row[i]) for row in [headers, *cells]) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        padded = (c.ljust(w) if lft else c.rjust(w) for c, w, lft in zip(row, widths, left, strict=True))
+        return "  ".join(padded).rstrip()
+
+    return [line(headers), "  ".join("-" * w for w in widths), *(line(row) for row in cells)]
+
+
+def _markdown_table(section: Section) -> list[str]:
+    def line(row: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+
+    rule = "|" + "|".join(":---" if lft else "---:" for lft in section.left_aligned()) + "|"
+    return [line(section.headers()), rule, *(line(row) for row in section.cells())]
+
+
+def _preamble(machines: Sequence[Machine]) -> list[str]:
+    if len(machines) < 2:
+        return []
+    return [f"{len(machines)} machines: each has its own section; their numbers are not comparable.", ""]
+
+
+def render_text(machines: Sequence[Machine]) -> str:
+    out = _preamble(machines)
+    for machine in machines:
+        out += [f"== machine {machine.label} ==", describe_machine(machine.latest.info), describe_run(machine)]
+        for section in sections(machine.latest):
+            out += ["", section.title, *_text_table(section)]
+        out.append("")
+    return "\n".join(out)
+
+
+def render_markdown(machines: Sequence[Machine]) -> str:
+    out = _preamble(machines)
+    for machine in machines:
+        out += [f"## trainperf: machine `{machine.label}`", ""]
+        out += [f"{describe_machine(machine.latest.info)}. {describe_run(machine)}."]
+        for section in sections(machine.latest):
+            out += ["", f"### {section.title}", "", *_markdown_table(section)]
+        out.append("")
+    return "\n".join(out)
+
+
+def csv_frame(machines: Sequence[Machine]) -> pd.DataFrame:
+    """Every section of every machine's latest run as one long table of raw numbers, one row per table row."""
+    records = []
+    for machine in machines:
+        run = machine.latest
+        for section in sections(run):
+            for record in section.frame.to_dict("records"):
+                name = record["kind"] if section.name == "other" else section.name
+                records.append({**record, "machine_key": machine.label, "run": run.when.isoformat(), "section": name})
+    frame = pd.DataFrame(records, columns=list(CSV_COLUMNS))
+    for key in ("batch_size", "num_workers"):
+        frame[key] = frame[key].astype("Int64")
+    return frame
+
+
+def render_csv(machines: Sequence[Machine]) -> str:
+    return csv_frame(machines).to_csv(index=False, lineterminator="\n")
+
+
+def render(machines: Sequence[Machine], fmt: str = "text") -> str:
+    """The report of each machine's latest run in ``fmt`` (one of FORMATS)."""
+    renderers = {"text": render_text, "markdown": render_markdown, "csv": render_csv}
+    return renderers[fmt](machines)
+
+
+# --- charts ----------------------------------------------------------------------------------------------------
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a portable file-name part: letters, digits, ``.``, ``_``, ``-``; long names end in a hash."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-") or "unnamed"
+    if len(name) > 120:
+        name = f"{name[:100]}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+    return name
+
+
+@dataclass(frozen=True)
+class Point:
+    index: int
+    when: datetime
+    img_per_s: float
+    low: float
+    high: float
+
+
+def history(machine: Machine) -> dict[str, list[Point]]:
+    """img/s of every benchmark that has one, run by run (index = position in the machine's history)."""
+    out: dict[str, list[Point]] = {}
+    for index, run in enumerate(machine.runs):
+        for b in run.benchmarks:
+            value = b.extra.get("img_per_s")
+            if value is None:
+                continue
+            rounds = b.extra.get("img_per_s_rounds") or [value]
+            out.setdefault(b.name, []).append(Point(index, run.when, value, min(rounds), max(rounds)))
+    return out
+
+
+def check_baseline(machines: Sequence[Machine], baseline: Baseline, path: Path) -> None:
+    """A baseline is drawn only on its own machine's charts; one that matches no machine is an error."""
+    keys = sorted({m.key for m in machines})
+    if baseline.machine_key not in keys:
+        raise ReportError(path, f"baseline is for machine {baseline.machine_key}, the runs are from {', '.join(keys)}")
+
+
+def write_plots(machines: Sequence[Machine], directory: Path, baseline: Baseline | None = None) -> list[Path]:
+    """Write, per machine, the img/s history of every benchmark and a bar chart of the latest run as PNG files in
+    ``directory`` (created if missing); return their paths. ``baseline`` is drawn on its own machine's charts."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+    except ImportError as exc:
+        raise ReportError(directory, f"charts need matplotlib (pip install matplotlib): {exc}") from exc
+    if directory.exists() and not directory.is_dir():
+        raise ReportError(directory, "not a directory")
+    written: list[Path] = []
+
+    def save(stem: str, fig: Any) -> None:
+        path, n = directory / f"{stem}.png", 1
+        while path in written:  # two ids that differ only in characters a file name cannot hold
+            n += 1
+            path = directory / f"{stem}-{n}.png"
+        FigureCanvasAgg(fig).print_png(str(path))
+        written.append(path)
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for machine in machines:
+            own = baseline if baseline is not None and baseline.machine_key == machine.key else None
+            for name, points in history(machine).items():
+                entry = own.entries.get(name) if own else None
+                fig = _history_figure(machine, name, points, entry.img_per_s if entry else None)
+                save(f"history-{safe_name(machine.label)}-{safe_name(name)}", fig)
+            table = training_frame(machine.latest)
+            if not table.empty:
+                save(f"latest-{safe_name(machine.label)}", _latest_figure(machine, table))
+    except OSError as exc:
+        raise ReportError(directory, f"cannot write charts ({exc.strerror or exc})") from None
+    return written
+
+
+def _history_figure(machine: Machine, name: str, points: list[Point], baseline: float | None) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.5), dpi=100)
+    fig.subplots_adjust(left=0.11, right=0.97, top=0.86, bottom=0.2)
+    ax = fig.add_subplot()
+    x = [p.index for p in points]
+    y = [p.img_per_s for p in points]
+    spread = [[max(p.img_per_s - p.low, 0.0) for p in points], [max(p.high - p.img_per_s, 0.0) for p in points]]
+    ax.errorbar(x, y, yerr=spread, fmt="o-", capsize=3, label="median img/s (bars: min..max round)")
+    if baseline is not None:
+        ax.axhline(baseline, color="tab:red", linestyle="--", label=f"baseline {baseline:,.1f} img/s")
+    step = max(1, math.ceil(len(machine.runs) / 12))
+    ticks = list(range(0, len(machine.runs), step))
+    ax.set_xticks(ticks, [machine.runs[i].when.strftime("%m-%d\n%H:%M") for i in ticks], fontsize=8)
+    ax.set_xlim(-0.5, len(machine.runs) - 0.5)
+    ax.set_ylabel("img/s")
+    ax.set_xlabel("run (UTC)")
+    ax.set_title(f"{name}\n{machine.label}", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def _latest_figure(machine: Machine, table: pd.DataFrame) -> Any:
+    from matplotlib.figure import Figure
+
+    rows = len(table)
+    fig = Figure(figsize=(10, 1.6 + 0.55 * rows), dpi=100)
+    fig.subplots_adjust(left=0.42, right=0.95, top=1 - 0.7 / (1.6 + 0.55 * rows), bottom=0.5 / (1.6 + 0.55 * rows))
+    ax = fig.add_subplot()
+    positions = list(range(rows))
+    for offset, column, label in ((-0.2, "img_per_s", "step img/s"), (0.2, "epoch_img_per_s", "epoch img/s")):
+        shown = [(p, v) for p, v in zip(positions, table[column], strict=True) if not _missing(v)]
+        if shown:
+            bars = ax.barh([p + offset for p, _ in shown], [v for _, v in shown], height=0.4, label=label)
+            ax.bar_label(bars, fmt="{:,.0f}", fontsize=7, padding=2)
+    ax.set_yticks(positions, list(table["case_id"]), fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("img/s")
+    ax.margins(x=0.15)
+    ax.set_title(f"{machine.label}: {_when_text(machine.latest.when)}", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig

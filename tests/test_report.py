@@ -1,0 +1,298 @@
+"""``trainperf report``: golden tables from committed runs, speedups, charts, machines kept apart, bad input."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trainperf import cli
+from trainperf import report as rp
+from trainperf.baseline import load as load_baseline
+
+DATA = Path(__file__).parent / "data" / "report"
+EXPECTED = DATA / "expected"
+CPU_RUN = DATA / "cpu_run.json"  # a real default CPU run on a 2-core VM, trimmed
+HISTORY = DATA / "history"  # three real earlier CPU runs as pytest-benchmark autosaves, trimmed
+CUDA_RUN = DATA / "synthetic_cuda_run.json"  # hand-made, not a measurement: exercises the speedup columns
+CPU_BASELINE = DATA / "baseline_cpu.json"
+CPU_KEY = "cpu-amd-epyc-2c-torch2.14"
+CUDA_KEY = "cuda-nvidia-h200-torch2.11-cuda12.8"
+CONSOLE_SCRIPT = Path(sys.executable).parent / "trainperf"  # installed by `pip install -e .` with the entry point
+STEP = "test_train_step[cpu-eager-fp32-contiguous-resnet18-b128-foreach]"
+
+
+def assert_golden(name: str, actual: str) -> None:
+    """Compare with tests/data/report/expected/NAME. Run with TRAINPERF_REGEN_GOLDEN=1 to rewrite the expected
+    files from the current code instead; review the diff before committing them."""
+    path = EXPECTED / name
+    if os.environ.get("TRAINPERF_REGEN_GOLDEN") == "1":
+        path.write_text(actual, encoding="utf-8")
+    assert actual == path.read_text(encoding="utf-8")
+
+
+def run_cli(capsys, *args: object) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def doc(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_json(path: Path, value: object) -> Path:
+    path.write_text(json.dumps(value), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("inputs", "golden"),
+    [
+        ([CPU_RUN], "cpu_run"),
+        ([CUDA_RUN], "synthetic_cuda_run"),
+        ([HISTORY, CUDA_RUN], "mixed_history"),
+    ],
+    ids=["cpu", "cuda", "mixed"],
+)
+@pytest.mark.parametrize(
+    ("fmt", "suffix"), [("text", "txt"), ("markdown", "md"), ("csv", "csv")], ids=["text", "md", "csv"]
+)
+def test_golden(capsys, inputs, golden, fmt, suffix):
+    code, out, err = run_cli(capsys, "report", "--format", fmt, *inputs)
+    assert (code, err) == (0, "")
+    assert "nan" not in out.lower()
+    assert_golden(f"{golden}.{suffix}", out)
+
+
+def test_step_and_epoch_of_a_case_are_one_row():
+    table = rp.training_frame(rp.load_run(CPU_RUN))
+    assert list(table["case_id"]) == ["cpu-eager-fp32-contiguous-resnet18-b128-foreach"]
+    row = table.iloc[0]
+    assert (row["img_per_s"], row["epoch_s"], row["epoch_img_per_s"]) == (662.416, 8.683972, 589.592)
+    assert row["peak_mem_mib"] == 1217.421875  # the epoch's peak, the higher of the two
+    assert math.isnan(row["vs_cpu"]) and math.isnan(row["vs_eager"])
+
+
+def test_speedups_over_cpu_and_eager():
+    table = rp.training_frame(rp.load_run(CUDA_RUN)).set_index("case_id")
+    cpu = 905.3
+    # An exact CPU twin exists for CUDA eager; CUDA compiled falls back to the CPU eager fp32 contiguous case.
+    assert table.loc["cuda-eager-fp32-contiguous-resnet18-b128-foreach", "vs_cpu"] == pytest.approx(11875.4 / cpu)
+    assert table.loc["cuda-default-fp32-contiguous-resnet18-b128-foreach", "vs_cpu"] == pytest.approx(19342.6 / cpu)
+    assert table.loc["cuda-default-fp32-contiguous-resnet18-b128-foreach", "vs_eager"] == pytest.approx(
+        19342.6 / 11875.4
+    )
+    fast = "cuda-reduce_overhead-bf16-channels_last-resnet18_cifar-b128-fused"
+    assert table.loc[fast, "vs_eager"] == pytest.approx(14236.9 / 9874.2)  # over the fused eager twin
+    assert math.isnan(table.loc[fast, "vs_cpu"])  # no CPU run of resnet18_cifar
+    assert math.isnan(table.loc["cpu-eager-fp32-contiguous-resnet18-b128-foreach", "vs_cpu"])
+    assert math.isnan(table.loc["cuda-eager-fp32-contiguous-resnet18-b128-foreach", "vs_eager"])
+
+
+def test_vs_cpu_prefers_the_exact_cpu_twin():
+    run = doc(CUDA_RUN)
+    twin = copy.deepcopy(next(b for b in run["benchmarks"] if b["extra_info"]["case_id"].startswith("cpu-eager")))
+    twin["extra_info"].update(case_id="cpu-default-fp32-contiguous-resnet18-b128-foreach", img_per_s=1000.0)
+    twin["extra_info"]["config"]["compile"] = "default"
+    run["benchmarks"].append(twin)
+    table = rp.training_frame(rp.parse_run(run, CUDA_RUN)).set_index("case_id")
+    assert table.loc["cuda-default-fp32-contiguous-resnet18-b128-foreach", "vs_cpu"] == pytest.approx(19.3426)
+
+
+def test_history_is_ordered_by_datetime_and_read_once():
+    autosaves = sorted(HISTORY.rglob("*.json"))
+    runs = rp.load_runs([autosaves[2], CPU_RUN, autosaves[0], HISTORY])
+    assert [r.path.name for r in runs] == [*(p.name for p in autosaves), CPU_RUN.name]
+    (machine,) = rp.group_by_machine(runs)
+    assert machine.latest.path == CPU_RUN
+    points = rp.history(machine)[STEP]
+    assert [p.img_per_s for p in points] == [578.201, 614.166, 600.03, 662.416]
+    assert (points[0].low, points[0].high) == (177.413, 627.259)  # the noisy first run's slowest and fastest rounds
+
+
+def test_mixed_machines_get_labelled_sections(capsys):
+    code, out, _ = run_cli(capsys, "report", HISTORY, CUDA_RUN)
+    assert code == 0
+    headers = [line for line in out.splitlines() if line.startswith("== machine")]
+    assert headers == [f"== machine {CPU_KEY} ==", f"== machine {CUDA_KEY} =="]
+    cpu_part, cuda_part = out.split(headers[1])
+    assert "0003_" in cpu_part and "synthetic" not in cpu_part
+    assert "cuda-eager" in cuda_part and "0003_" not in cuda_part
+    code, out, _ = run_cli(capsys, "report", "--format", "markdown", HISTORY, CUDA_RUN)
+    assert [line for line in out.splitlines() if line.startswith("## ")] == [
+        f"## trainperf: machine `{CPU_KEY}`",
+        f"## trainperf: machine `{CUDA_KEY}`",
+    ]
+
+
+def test_same_key_on_another_cpu_is_another_machine(tmp_path):
+    other = doc(CUDA_RUN)
+    other["machine_info"]["trainperf"]["cpu_model"] = "Intel Xeon Platinum 8480+"
+    runs = [rp.load_run(CUDA_RUN), rp.parse_run(other, tmp_path / "other.json")]
+    labels = [m.label for m in rp.group_by_machine(runs)]
+    assert len(labels) == 2 and labels[0] != labels[1]
+    assert all(label.startswith(CUDA_KEY) for label in labels)
+
+
+def test_unknown_kinds_are_listed_and_a_loader_only_run_renders(tmp_path):
+    run = doc(CPU_RUN)
+    run["benchmarks"] = [b for b in run["benchmarks"] if b["extra_info"]["trainperf_kind"] == "dataloader"]
+    run["benchmarks"][0]["extra_info"]["trainperf_kind"] = "inference"
+    text = rp.render(rp.group_by_machine([rp.parse_run(run, tmp_path / "x.json")]))
+    assert "training" not in text
+    assert "other benchmarks" in text and "inference" in text
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_plots(capsys, tmp_path):
+    out_dir = tmp_path / "charts"
+    code, out, err = run_cli(
+        capsys, "report", HISTORY, CPU_RUN, CUDA_RUN, "--plot", out_dir, "--baseline", CPU_BASELINE
+    )
+    assert (code, err) == (0, "")
+    printed = [Path(line) for line in out.splitlines() if line.endswith(".png")]
+    assert sorted(printed) == sorted(out_dir.iterdir())
+    names = {p.name for p in printed}
+    for key in (CPU_KEY, CUDA_KEY):  # one set of files per machine
+        assert f"latest-{key}.png" in names
+        assert f"history-{key}-test_dataloader_cpu-w0-nopin.png" in names
+    assert f"history-{CPU_KEY}-{rp.safe_name(STEP)}.png" in names
+    assert not any(set(name) & set("[]/ ") for name in names)
+    for path in printed:
+        width, height = png_size(path)
+        assert width > 300 and height > 200, path
+
+
+def test_the_baseline_is_a_line_on_its_machines_history_chart():
+    (machine,) = rp.group_by_machine(rp.load_runs([HISTORY]))
+    baseline = load_baseline(CPU_BASELINE)
+    fig = rp._history_figure(machine, STEP, rp.history(machine)[STEP], baseline.entries[STEP].img_per_s)
+    assert [616.3, 616.3] in [list(line.get_ydata()) for line in fig.axes[0].lines]
+
+
+def test_safe_name():
+    assert rp.safe_name(STEP) == "test_train_step_cpu-eager-fp32-contiguous-resnet18-b128-foreach"
+    assert rp.safe_name("a/../b c") == "a_.._b_c"
+    long = rp.safe_name("x" * 300)
+    assert len(long) <= 120 and long != rp.safe_name("x" * 301)
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def _no_trainperf(tmp_path: Path) -> Path:
+    run = doc(CPU_RUN)
+    for b in run["benchmarks"]:
+        del b["extra_info"]["trainperf_kind"]
+    return write_json(tmp_path / "other_suite.json", run)
+
+
+def _bad_number(tmp_path: Path) -> Path:
+    run = doc(CPU_RUN)
+    run["benchmarks"][0]["extra_info"]["img_per_s"] = "fast"
+    return write_json(tmp_path / "bad_number.json", run)
+
+
+def _bad_file_in_history(tmp_path: Path) -> Path:
+    history = tmp_path / "benchmarks"
+    shutil.copytree(HISTORY, history)
+    (history / "Linux-CPython-3.11-64bit" / "0004_broken.json").write_text('{"benchmarks": [', encoding="utf-8")
+    return history
+
+
+BAD_INPUTS = {
+    "missing": (lambda tmp: tmp / "nope.json", "no such file or directory"),
+    "not-json": (lambda tmp: write_text(tmp / "notes.json", "hello"), "not JSON (Expecting value at line 1 column 1)"),
+    "not-utf8": (lambda tmp: write_bytes(tmp / "latin1.json", b'{"a": "\xe9"}'), "not UTF-8 text"),
+    "no-benchmarks": (lambda tmp: write_json(tmp / "x.json", {"foo": 1}), "not pytest-benchmark output"),
+    "a-list": (lambda tmp: write_json(tmp / "x.json", [1, 2]), "not pytest-benchmark output"),
+    "no-trainperf": (_no_trainperf, "no trainperf benchmarks (no 'trainperf_kind' in any extra_info)"),
+    "bad-number": (_bad_number, "img_per_s must be a number or null, got 'fast'"),
+    "empty-dir": (lambda tmp: mkdir(tmp / "empty"), "no *.json files in this directory"),
+}
+
+
+def assert_one_line_error(code: int, out: str, err: str, path: Path, problem: str) -> None:
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"trainperf report: {path}: ")
+    assert problem in err
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
+def test_bad_input(capsys, tmp_path, case):
+    make, problem = BAD_INPUTS[case]
+    path = make(tmp_path)
+    assert_one_line_error(*run_cli(capsys, "report", CPU_RUN, path), path, problem)
+
+
+def test_a_broken_file_in_a_history_is_named(capsys, tmp_path):
+    history = _bad_file_in_history(tmp_path)
+    broken = history / "Linux-CPython-3.11-64bit" / "0004_broken.json"
+    assert_one_line_error(*run_cli(capsys, "report", history), broken, "not JSON")
+
+
+def test_bad_baselines_and_chart_dirs(capsys, tmp_path):
+    out_dir = tmp_path / "charts"
+    code, out, err = run_cli(capsys, "report", CUDA_RUN, "--plot", out_dir, "--baseline", CPU_BASELINE)
+    assert_one_line_error(code, out, err, CPU_BASELINE, f"baseline is for machine {CPU_KEY}, the runs are from")
+    assert not out_dir.exists()
+    wrong = write_json(tmp_path / "wrong.json", {"schema": "other"})
+    code, out, err = run_cli(capsys, "report", CPU_RUN, "--plot", out_dir, "--baseline", wrong)
+    assert_one_line_error(code, out, err, wrong, "not a trainperf baseline")
+    a_file = write_text(tmp_path / "file.png", "")
+    assert_one_line_error(*run_cli(capsys, "report", CPU_RUN, "--plot", a_file), a_file, "not a directory")
+
+
+def test_charts_without_matplotlib_say_so(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)  # import fails as if not installed
+    out_dir = tmp_path / "charts"
+    code, out, err = run_cli(capsys, "report", CPU_RUN, "--plot", out_dir)
+    assert_one_line_error(code, out, err, out_dir, "charts need matplotlib (pip install matplotlib)")
+
+
+def test_usage_errors(capsys):
+    code, out, err = run_cli(capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("usage: trainperf") and "report" in err
+    code, _, err = run_cli(capsys, "report", CPU_RUN, "--baseline", CPU_BASELINE)
+    assert code == 2 and "--plot" in err
+    code, _, err = run_cli(capsys, "report", "--format", "html", CPU_RUN)
+    assert code == 2 and "invalid choice" in err
+
+
+@pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason="the trainperf console script is not installed")
+def test_console_script_exit_code(tmp_path):
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "report", str(tmp_path / "nope.json")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr == f"trainperf report: {tmp_path / 'nope.json'}: no such file or directory\n"
