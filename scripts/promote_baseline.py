@@ -15,16 +15,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from trainperf import baseline as bl
-from trainperf.machine_key import machine_key
+from trainperf.runs import RunError, SavedRun, load_run
 from trainperf.verdict import DEFAULT_ALPHA, DEFAULT_TOLERANCE, OK, compare, decidable
 
 WRITTEN, REFUSED, BAD_INPUT = 0, 1, 2
@@ -34,101 +30,21 @@ class InputError(Exception):
     """A run or the baseline directory cannot be used; the message names the file."""
 
 
-@dataclass(frozen=True)
-class Result:
-    """One throughput benchmark of one run."""
-
-    img_per_s: float
-    samples: tuple[float, ...]
-    spread: float
-    extra: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Run:
-    path: Path
-    key: str
-    info: dict[str, Any]
-    commit: str | None
-    date: str | None
-    results: dict[str, Result]
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-
-
-def _result(path: Path, key: str, name: Any, extra: dict[str, Any]) -> Result:
-    if not isinstance(name, str):
-        raise InputError(f"{path}: a benchmark has no name")
-    # The baseline module's own validation: a trainperf benchmark id, a positive img/s, positive samples.
-    doc = {
-        "schema": bl.SCHEMA,
-        "schema_version": bl.SCHEMA_VERSION,
-        "machine_key": key,
-        "benchmarks": {name: {"img_per_s": extra.get("img_per_s"), "samples": extra.get("img_per_s_rounds")}},
-    }
-    try:
-        entry = bl.parse(doc, path).entries[name]
-    except bl.BaselineError as exc:
-        raise InputError(str(exc)) from None
-    spread = extra.get("img_per_s_spread")
-    if not isinstance(spread, (int, float)) or isinstance(spread, bool) or not math.isfinite(spread) or spread < 0:
-        raise InputError(f"{path}: {name}: img_per_s_spread must be a non-negative number, got {spread!r}")
-    return Result(entry.img_per_s, entry.samples, float(spread), extra)
-
-
-def read_run(path: Path) -> Run:
+def read_run(path: Path) -> SavedRun:
     """One pytest-benchmark JSON file, reduced to its trainperf throughput benchmarks."""
-    doc = _read_json(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise InputError(f"{path}: not pytest-benchmark output (no 'benchmarks' list)")
-    machine = doc.get("machine_info")
-    info = machine.get("trainperf") if isinstance(machine, dict) else None
-    if not isinstance(info, dict):
-        raise InputError(f"{path}: no machine_info.trainperf; this run was not recorded by the trainperf suite")
     try:
-        key = machine_key(info)
-    except (AttributeError, TypeError):
-        raise InputError(f"{path}: machine_info.trainperf is malformed; cannot compute its machine key") from None
-    results: dict[str, Result] = {}
-    for bench in doc["benchmarks"]:
-        if not isinstance(bench, dict):
-            raise InputError(f"{path}: a benchmark entry is not an object")
-        extra = bench.get("extra_info")
-        if not isinstance(extra, dict) or "img_per_s_rounds" not in extra:
-            continue  # compile time and foreign benchmarks have no throughput to promote
-        name = bench.get("name")
-        if name in results:
-            raise InputError(f"{path}: benchmark {name} appears twice")
-        results[name] = _result(path, key, name, extra)
-    if not results:
+        run = load_run(path)
+    except RunError as exc:
+        raise InputError(str(exc)) from None
+    if not run.results:
         raise InputError(f"{path}: no trainperf throughput benchmark (none has extra_info.img_per_s_rounds)")
-    commit_info = doc.get("commit_info")
-    commit = commit_info.get("id") if isinstance(commit_info, dict) else None
-    date = doc.get("datetime")
-    return Run(
-        path=path,
-        key=key,
-        info=info,
-        commit=commit if isinstance(commit, str) else None,
-        date=date if isinstance(date, str) else None,
-        results=results,
-    )
+    unknown = [name for name, r in run.results.items() if r.spread is None]
+    if unknown:
+        raise InputError(f"{path}: {unknown[0]}: no img_per_s_spread, which promotion checks")
+    return run
 
 
-def read_runs(paths: Sequence[Path]) -> list[Run]:
+def read_runs(paths: Sequence[Path]) -> list[SavedRun]:
     """All runs, checked to be at least two distinct files of one machine key with the same benchmarks."""
     if len(paths) < 2:
         named = f" ({paths[0]})" if paths else ""
@@ -144,18 +60,21 @@ def read_runs(paths: Sequence[Path]) -> list[Run]:
     for run in runs[1:]:
         if run.key != first.key:
             raise InputError(
-                f"{run.path}: machine key {run.key!r}, but {first.path} is {first.key!r}; promote runs of one machine"
+                f"{run.source}: machine key {run.key!r}, but {first.source} is {first.key!r}; "
+                f"promote runs of one machine"
             )
     for run in runs:
         for other in runs:
             missing = sorted(set(other.results) - set(run.results))
             if missing:
                 more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-                raise InputError(f"{run.path}: lacks {missing[0]}{more}, which {other.path} has; a case failed there?")
+                raise InputError(
+                    f"{run.source}: lacks {missing[0]}{more}, which {other.source} has; a case failed there?"
+                )
     return runs
 
 
-def problems(runs: Sequence[Run], *, tolerance: float, alpha: float, max_spread: float) -> list[str]:
+def problems(runs: Sequence[SavedRun], *, tolerance: float, alpha: float, max_spread: float) -> list[str]:
     """Why these runs cannot be promoted, one line each; empty when they agree."""
     out: list[str] = []
     for name in sorted(runs[0].results):
@@ -163,27 +82,28 @@ def problems(runs: Sequence[Run], *, tolerance: float, alpha: float, max_spread:
             spread = run.results[name].spread
             if spread > max_spread:
                 out.append(
-                    f"not promoted: {name}: {run.path} spread {spread:.1%} is above --max-spread {max_spread:.1%}; "
+                    f"not promoted: {name}: {run.source} spread {spread:.1%} is above --max-spread {max_spread:.1%}; "
                     f"rerun on a quiet machine"
                 )
         for a, b in itertools.combinations(runs, 2):
             first, second = a.results[name].samples, b.results[name].samples
             if not decidable(len(first), len(second), alpha):
                 out.append(
-                    f"not promoted: {name}: {len(first)} vs {len(second)} rounds ({a.path}, {b.path}) can never "
+                    f"not promoted: {name}: {len(first)} vs {len(second)} rounds ({a.source}, {b.source}) can never "
                     f"differ significantly at alpha {alpha}; record at least 3 rounds"
                 )
                 continue
             row = compare(name, first, second, tolerance=tolerance, alpha=alpha)
             if row.verdict != OK:
                 out.append(
-                    f"not promoted: {name}: {b.path} {row.current:,.1f} img/s vs {a.path} {row.baseline:,.1f} img/s, "
+                    f"not promoted: {name}: {b.source} {row.current:,.1f} img/s vs {a.source} "
+                    f"{row.baseline:,.1f} img/s, "
                     f"change {row.change:+.1%} (tolerance {tolerance:.1%}, p={row.p_value:.2g}): the runs disagree"
                 )
     return out
 
 
-def median_entries(runs: Sequence[Run]) -> dict[str, bl.Entry]:
+def median_entries(runs: Sequence[SavedRun]) -> dict[str, bl.Entry]:
     """Per benchmark, the run with the median img/s (the lower middle one for an even count), as an entry."""
     entries: dict[str, bl.Entry] = {}
     for name in runs[0].results:

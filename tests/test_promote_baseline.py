@@ -281,9 +281,13 @@ BAD_SECOND_RUN = {
         _doc(lambda d: d["benchmarks"][0]["extra_info"]["img_per_s_rounds"].__setitem__(0, -1.0)),
         "samples must be a non-empty list of positive img/s values",
     ),
+    "a bad spread": (
+        _doc(lambda d: d["benchmarks"][0]["extra_info"].__setitem__("img_per_s_spread", "wide")),
+        "img_per_s_spread must be a non-negative number",
+    ),
     "no spread": (
         _doc(lambda d: d["benchmarks"][0]["extra_info"].pop("img_per_s_spread")),
-        "img_per_s_spread must be a non-negative number",
+        "no img_per_s_spread, which promotion checks",
     ),
     "not a benchmark id": (
         _doc(lambda d: d["benchmarks"][0].__setitem__("name", "test_train_step")),

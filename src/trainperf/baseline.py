@@ -135,21 +135,25 @@ def _entry(name: str, raw: Any, path: Path) -> Entry:
     )
 
 
-def load(path: Path) -> Baseline:
-    """Read and validate one baseline file."""
+def read_json(path: Path, *, what: str = "baseline file") -> Any:
+    """Decode a UTF-8 JSON file; any problem is a BaselineError naming ``path``."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BaselineError(f"{path}: no such baseline file") from None
+        raise BaselineError(f"{path}: no such {what}") from None
     except OSError as exc:
         raise BaselineError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
         raise BaselineError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     try:
-        doc = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    return parse(doc, path)
+
+
+def load(path: Path) -> Baseline:
+    """Read and validate one baseline file."""
+    return parse(read_json(path), path)
 
 
 def write_atomic(path: Path, baseline: Baseline) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from trainperf import baseline as bl
 from trainperf.machine_key import machine_key
+from trainperf.runs import RunError, parse_run
 from trainperf.settings import Settings
 from trainperf.verdict import DEFAULT_TOLERANCE, MISSING, NEW, Comparison, compare, decidable
 
@@ -111,34 +112,12 @@ def _check_key(path: Path | str, theirs: str, ours: str, allow_mismatch: bool) -
 
 def _compared_reference(source: str, doc: Any, key: str, allow_mismatch: bool) -> Reference:
     """A pytest-benchmark run (autosave JSON) as a baseline of the img/s its trainperf benchmarks recorded."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise GateInputError(f"{source}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
-    machine = doc.get("machine_info")
-    info = machine.get("trainperf") if isinstance(machine, dict) else None
-    if not isinstance(info, dict):
-        raise GateInputError(f"{source}: has no trainperf machine info; it was not recorded by this suite")
-    _check_key(source, machine_key(info), key, allow_mismatch)
-    entries: dict[str, bl.Entry] = {}
-    for bench in doc["benchmarks"]:
-        extra = bench.get("extra_info") if isinstance(bench, dict) else None
-        samples = extra.get("img_per_s_rounds") if isinstance(extra, dict) else None
-        if samples is None:
-            continue  # compile-time and foreign benchmarks carry no throughput to gate
-        raw = {"img_per_s": extra.get("img_per_s"), "samples": samples}
-        try:
-            entries[bench["name"]] = bl.parse(
-                {
-                    "schema": bl.SCHEMA,
-                    "schema_version": bl.SCHEMA_VERSION,
-                    "machine_key": key,
-                    "benchmarks": {bench["name"]: raw},
-                },
-                Path(source),
-            ).entries[bench["name"]]
-        except (bl.BaselineError, KeyError, TypeError) as exc:
-            raise GateInputError(f"{source}: benchmark {bench.get('name')!r}: {exc}") from None
-        except AttributeError:
-            raise GateInputError(f"{source}: a benchmark entry is not an object") from None
+    try:
+        run = parse_run(doc, source)
+    except RunError as exc:
+        raise GateInputError(str(exc)) from None
+    _check_key(source, run.key, key, allow_mismatch)
+    entries = {name: bl.Entry(r.img_per_s, r.samples) for name, r in run.results.items()}
     return Reference("previous run", Path(source), bl.Baseline(key, entries))
 
 
