@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from trainperf import cli
+from trainperf import charts, cli
 from trainperf import report as rp
 from trainperf.baseline import load as load_baseline
 
@@ -114,7 +114,7 @@ def test_history_is_ordered_by_datetime_and_read_once():
     assert [r.path.name for r in runs] == [*(p.name for p in autosaves), CPU_RUN.name]
     (machine,) = rp.group_by_machine(runs)
     assert machine.latest.path == CPU_RUN
-    points = rp.history(machine)[STEP]
+    points = charts.history(machine)[STEP]
     assert [p.img_per_s for p in points] == [578.201, 614.166, 600.03, 662.416]
     assert (points[0].low, points[0].high) == (177.413, 627.259)  # the noisy first run's slowest and fastest rounds
 
@@ -171,7 +171,7 @@ def test_plots(capsys, tmp_path):
     for key in (CPU_KEY, CUDA_KEY):  # one set of files per machine
         assert f"latest-{key}.png" in names
         assert f"history-{key}-test_dataloader_cpu-w0-nopin.png" in names
-    assert f"history-{CPU_KEY}-{rp.safe_name(STEP)}.png" in names
+    assert f"history-{CPU_KEY}-{charts.safe_name(STEP)}.png" in names
     assert not any(set(name) & set("[]/ ") for name in names)
     for path in printed:
         width, height = png_size(path)
@@ -181,15 +181,15 @@ def test_plots(capsys, tmp_path):
 def test_the_baseline_is_a_line_on_its_machines_history_chart():
     (machine,) = rp.group_by_machine(rp.load_runs([HISTORY]))
     baseline = load_baseline(CPU_BASELINE)
-    fig = rp._history_figure(machine, STEP, rp.history(machine)[STEP], baseline.entries[STEP].img_per_s)
+    fig = charts._history_figure(machine, STEP, charts.history(machine)[STEP], baseline.entries[STEP].img_per_s)
     assert [616.3, 616.3] in [list(line.get_ydata()) for line in fig.axes[0].lines]
 
 
 def test_safe_name():
-    assert rp.safe_name(STEP) == "test_train_step_cpu-eager-fp32-contiguous-resnet18-b128-foreach"
-    assert rp.safe_name("a/../b c") == "a_.._b_c"
-    long = rp.safe_name("x" * 300)
-    assert len(long) <= 120 and long != rp.safe_name("x" * 301)
+    assert charts.safe_name(STEP) == "test_train_step_cpu-eager-fp32-contiguous-resnet18-b128-foreach"
+    assert charts.safe_name("a/../b c") == "a_.._b_c"
+    long = charts.safe_name("x" * 300)
+    assert len(long) <= 120 and long != charts.safe_name("x" * 301)
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainperf import __version__
+from trainperf import __version__, charts
 from trainperf import report as rp
 from trainperf.baseline import BaselineError, load
 
@@ -54,15 +54,15 @@ def report(args: argparse.Namespace) -> int:
         machines = rp.group_by_machine(rp.load_runs(args.paths))
         baseline = load(args.baseline) if args.baseline else None
         if baseline is not None:
-            rp.check_baseline(machines, baseline, args.baseline)
+            charts.check_baseline(machines, baseline, args.baseline)
         text = rp.render(machines, args.format)
-        charts = rp.write_plots(machines, args.plot, baseline) if args.plot else []
+        written = charts.write_plots(machines, args.plot, baseline) if args.plot else []
     except (rp.ReportError, BaselineError) as exc:
         print(f"trainperf report: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(text)
     # The chart paths would corrupt a CSV on stdout.
-    for path in charts:
+    for path in written:
         print(path, file=sys.stderr if args.format == "csv" else sys.stdout)
     return 0
 
