@@ -171,16 +171,81 @@ def loader_matrix(devices: Iterable[str], workers: Sequence[int]) -> list[Loader
 
 _TRAINING_ID = re.compile(
     rf"^({'|'.join(DEVICES)})-({'|'.join(m.replace('-', '_') for m in COMPILE_MODES)})-({'|'.join(PRECISIONS)})"
-    rf"-({'|'.join(MEMORY_FORMATS)})-[A-Za-z0-9_.]+-b[1-9][0-9]*-({'|'.join(OPTIMIZERS)})$"
+    rf"-({'|'.join(MEMORY_FORMATS)})-[A-Za-z0-9_.]+-b[1-9][0-9]*-({'|'.join(OPTIMIZERS)})"
+    r"(-ws[1-9][0-9]*(-nodes[1-9][0-9]*)?)?$"
 )
 _LOADER_ID = re.compile(rf"^({'|'.join(DEVICES)})-(w[0-9]+-(pin|nopin)|resident)$")
 
 
 def is_benchmark_param_id(text: str) -> bool:
-    """Whether ``text`` is a parameter id this suite generates: a training case or a loader configuration."""
+    """Whether ``text`` is a parameter id this suite generates: a training case (single-process or distributed)
+    or a loader configuration."""
     return bool(_TRAINING_ID.match(text) or _LOADER_ID.match(text))
 
 
 def compile_matrix(cases: Iterable[Case]) -> list[Case]:
     """The compiled training cases, each measured for cold- and warm-cache compile time."""
     return [c for c in cases if c.compiled]
+
+
+# Data-parallel training: the CPU case is the tiny gloo configuration that exercises the path on any machine;
+# the CUDA pair is the fast single-GPU case, eager and compiled (compiled DDP splits graphs at bucket edges).
+DISTRIBUTED_CASES: tuple[Case, ...] = (
+    Case("cpu", "eager", "fp32", "contiguous", "resnet18", 32, "foreach"),
+    Case("cuda", "eager", "bf16", "channels_last", "resnet18_cifar", 128, "fused"),
+    Case("cuda", "default", "bf16", "channels_last", "resnet18_cifar", 128, "fused"),
+)
+DISTRIBUTED_DEVICES = ("cpu", "cuda")
+CPU_DEFAULT_WORLD_SIZES = (1, 2)
+
+
+@dataclass(frozen=True)
+class DistributedCase:
+    """A training case run data-parallel by ``world_size`` processes over ``nnodes`` nodes; the batch size is
+    per process, so the global batch grows with the world size (weak scaling)."""
+
+    case: Case
+    world_size: int
+    nnodes: int = 1
+
+    @property
+    def id(self) -> str:
+        nodes = f"-nodes{self.nnodes}" if self.nnodes > 1 else ""
+        return f"{self.case.id}-ws{self.world_size}{nodes}"
+
+    @property
+    def nproc_per_node(self) -> int:
+        return self.world_size // self.nnodes
+
+    def unsupported_reason(self) -> str | None:
+        if reason := self.case.unsupported_reason():
+            return reason
+        if self.case.device not in DISTRIBUTED_DEVICES:
+            return f"distributed training is benchmarked on CPU (gloo) and CUDA (NCCL), not {self.case.device}"
+        if self.world_size % self.nnodes:
+            return f"world size {self.world_size} is not a multiple of {self.nnodes} nodes"
+        return None
+
+
+def distributed_matrix(
+    overrides: Mapping[str, Sequence[object]],
+    world_sizes: Sequence[int] | None,
+    *,
+    gpus_per_node: int,
+    nnodes: int = 1,
+) -> list[DistributedCase]:
+    """DISTRIBUTED_CASES with the same axis overrides as the single-process matrix, each at every world size.
+
+    ``world_sizes`` None means: ``nnodes`` x 1, 2, ..., the visible GPUs of a node for CUDA cases (one when
+    there is none, so the case skips with the reason), ``nnodes`` x 1 and 2 processes for CPU cases.
+    """
+    out: list[DistributedCase] = []
+    for case in _dedupe(_override(c, overrides) for c in DISTRIBUTED_CASES):
+        if world_sizes is not None:
+            sizes: Sequence[int] = world_sizes
+        elif case.device == "cuda":
+            sizes = [nnodes * k for k in range(1, max(1, gpus_per_node) + 1)]
+        else:
+            sizes = [nnodes * k for k in CPU_DEFAULT_WORLD_SIZES]
+        out.extend(DistributedCase(case, size, nnodes) for size in sorted(set(sizes)))
+    return out

@@ -200,8 +200,13 @@ def make_loader(
     shuffle: bool = True,
     seed: int = 0,
     limit: int | None = None,
+    sampler: Callable[[Dataset], Any] | None = None,
 ) -> DataLoader:
-    """A DataLoader over `dataset` (or its first `limit` items), shuffled by a generator seeded by `seed`."""
+    """A DataLoader over `dataset` (or its first `limit` items), shuffled by a generator seeded by `seed`.
+
+    `sampler` builds the index sampler for the (limited) dataset, e.g. a DistributedSampler giving each rank
+    its own slice; it then owns shuffling.
+    """
 
     if limit is not None:
         if limit < 1:
@@ -213,7 +218,8 @@ def make_loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle if sampler is None else False,
+        sampler=None if sampler is None else sampler(dataset),
         num_workers=num_workers,
         pin_memory=pin_memory,
         # DataLoader raises if persistent_workers is set without workers.

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from trainperf.cases import Case, LoaderCase
+from trainperf.cases import Case, DistributedCase, LoaderCase
 from trainperf.runner import Runner, call_or_fail, check_runnable, release_device_memory
 from trainperf.settings import SETTINGS_KEY, Settings
 
@@ -59,6 +59,12 @@ def trainperf_compile_case(request: pytest.FixtureRequest) -> Case:
 @pytest.fixture
 def trainperf_loader_case(request: pytest.FixtureRequest) -> LoaderCase:
     """A DataLoader configuration, for loader benchmarks."""
+    return request.param
+
+
+@pytest.fixture
+def trainperf_ddp_case(request: pytest.FixtureRequest) -> DistributedCase:
+    """A training case at one world size, for data-parallel benchmarks."""
     return request.param
 
 

@@ -137,10 +137,30 @@ def warm_up(trainer: Trainer, steps: int) -> tuple[list[float], float]:
     return times, loss_first
 
 
-def calibrate(trainer: Trainer, last_warmup_s: float, window_s: float, fixed_steps: int | None) -> tuple[int, float]:
-    """Steps per timed window and the steady per-step seconds, from one untimed window."""
-    probe = fixed_steps or max(1, min(MAX_STEPS_PER_WINDOW, math.ceil(CALIBRATION_S / max(last_warmup_s, 1e-6))))
-    per_step = timed(lambda: trainer.run(probe), trainer.device) / probe
+ReduceMax = Callable[[Sequence[float]], list[float]]
+
+
+def _local(values: Sequence[float]) -> list[float]:
+    return list(values)
+
+
+def calibrate(
+    trainer: Trainer,
+    last_warmup_s: float,
+    window_s: float,
+    fixed_steps: int | None,
+    reduce_max: ReduceMax = _local,
+) -> tuple[int, float]:
+    """Steps per timed window and the steady per-step seconds, from one untimed window.
+
+    ``reduce_max`` takes the maximum over the processes of a distributed run, so every rank runs the same
+    number of steps (a rank with one step more would wait forever in its gradient all-reduce).
+    """
+    slowest_warmup_s = reduce_max([last_warmup_s])[0]
+    probe = fixed_steps or max(
+        1, min(MAX_STEPS_PER_WINDOW, math.ceil(CALIBRATION_S / max(slowest_warmup_s, 1e-6)))
+    )
+    per_step = reduce_max([timed(lambda: trainer.run(probe), trainer.device) / probe])[0]
     if fixed_steps:
         return fixed_steps, per_step
     return max(1, min(MAX_STEPS_PER_WINDOW, math.ceil(window_s / max(per_step, 1e-9)))), per_step
@@ -155,10 +175,16 @@ def train_step(
     rounds: int,
     window_s: float,
     steps: int | None,
+    world_size: int = 1,
+    reduce_max: ReduceMax = _local,
 ) -> dict[str, Any]:
-    """Training-step throughput: windows of many steps, one synchronization at the end of each window."""
+    """Training-step throughput: windows of many steps, one synchronization at the end of each window.
+
+    In a distributed run every rank calls this with ``reduce_max`` taking the maximum over ranks: a window
+    lasts as long as its slowest rank, and img/s counts the ``world_size`` ranks' images together.
+    """
     warm_times, loss_first = warm_up(trainer, warmup_steps)
-    steps_per_round, steady_s = calibrate(trainer, warm_times[-1], window_s, steps)
+    steps_per_round, steady_s = calibrate(trainer, warm_times[-1], window_s, steps, reduce_max)
     counters_before = compile_counters()
     _memory_start(trainer.device)
     round_s: list[float] = []
@@ -170,9 +196,11 @@ def train_step(
         round_s.append(time.perf_counter() - start)
 
     telemetry = _timed_rounds(benchmark, window, sampler, rounds)
+    round_s = reduce_max(round_s)
     return {
-        **rate_summary(trainer.case.batch_size * steps_per_round, round_s),
+        **rate_summary(world_size * trainer.case.batch_size * steps_per_round, round_s),
         "step_ms": round(statistics.median(round_s) / steps_per_round * 1e3, 4),
+        "window_s_rounds": [round(s, 6) for s in round_s],
         "steps_per_round": steps_per_round,
         "rounds": len(round_s),
         "compile_s": round(max(0.0, sum(warm_times) - len(warm_times) * steady_s), 4),

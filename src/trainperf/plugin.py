@@ -16,6 +16,7 @@ from trainperf.fixtures import (  # noqa: F401  (fixtures are found by name on t
     trainperf_case,
     trainperf_compile_case,
     trainperf_dataset,
+    trainperf_ddp_case,
     trainperf_loader_case,
     trainperf_model,
     trainperf_runner,
@@ -35,10 +36,11 @@ MARKERS = {
     "epoch": "slow benchmarks: whole epochs through the real DataLoader",
     "dataloader": "DataLoader-only throughput benchmarks",
     "compile_time": "cold/warm-cache compile-time benchmarks (fresh processes)",
+    "distributed": "data-parallel (DDP) training benchmarks launched with torchrun, one launch per world size",
     "trainperf_tolerance(fraction)": "allowed throughput drop for this benchmark in the regression gate, "
     "e.g. 0.1 or '10%'",
 }
-CASE_FIXTURES = ("trainperf_case", "trainperf_compile_case", "trainperf_loader_case")
+CASE_FIXTURES = ("trainperf_case", "trainperf_compile_case", "trainperf_loader_case", "trainperf_ddp_case")
 ACTIVE_KEY = pytest.StashKey[bool]()
 COMPARED_KEY = pytest.StashKey[list[tuple[str, Any]]]()
 GATE_KEY = pytest.StashKey[Any]()
@@ -74,8 +76,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from trainperf.cases import compile_matrix, loader_matrix
 
     settings: Settings = metafunc.config.stash[SETTINGS_KEY]
-    training = settings.cases(mps_available=_mps_possible())
     name = names[0]
+    if name == "trainperf_ddp_case":
+        metafunc.parametrize(name, _distributed_params(settings))
+        return
+    training = settings.cases(mps_available=_mps_possible())
     if name == "trainperf_loader_case":
         loader_cases = loader_matrix((c.device for c in training), settings.loader_workers)
         params = [
@@ -98,6 +103,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not params:
         params = [pytest.param(None, marks=pytest.mark.skip(reason=f"the case matrix has no case for {name}"))]
     metafunc.parametrize(name, params)
+
+
+def _distributed_params(settings: Settings) -> list[Any]:
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return [
+        pytest.param(
+            d,
+            id=d.id,
+            marks=[
+                getattr(pytest.mark, d.case.device),
+                pytest.mark.compile if d.case.compiled else pytest.mark.eager,
+                pytest.mark.distributed,
+            ],
+        )
+        for d in settings.distributed_cases(gpus_per_node=gpus)
+    ]
 
 
 def _uses_trainperf(item: pytest.Item) -> bool:
@@ -208,7 +231,20 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["trainperf"] = {"version": __version__, **environment_info()}
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> Any:
+    """Scaling efficiency needs every world size of a case, so it is filled in here: before pytest-benchmark's
+    own session-finish wrapper saves the JSON, and before the gate and the table read the results."""
+    results = session.config.stash.get(RESULTS_KEY, [])
+    if any(r.kind == "ddp_train_step" for r in results):
+        from trainperf.distributed import group_efficiencies
+
+        group_efficiencies(r.extra for r in results if r.kind == "ddp_train_step")
+    yield
+
+
+@pytest.hookimpl(specname="pytest_sessionfinish")
+def gate_at_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     state = config.stash.get(GATE_KEY, None)
     # Nothing to judge after --collect-only, an interrupted run, an internal or usage error: a verdict (or a

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from trainperf.cases import Case, LoaderCase
+from trainperf.cases import Case, DistributedCase, LoaderCase
 from trainperf.settings import Settings
 
 if TYPE_CHECKING:
@@ -246,6 +246,51 @@ class Runner:
         )
         return self._record("compile_time", case.id, case.as_dict(), box)
 
+    def ddp_train_step(self, dcase: DistributedCase) -> dict[str, Any]:
+        """Data-parallel training-step throughput of ``dcase``: one torchrun launch, all its ranks."""
+        import torch
+
+        from trainperf import distributed
+
+        s, case = self.settings, dcase.case
+        if reason := dcase.unsupported_reason():
+            pytest.skip(f"unsupported combination: {reason}")
+        check_runnable(case.device, s, case)
+        if not torch.distributed.is_available():
+            pytest.skip("this torch build has no torch.distributed")
+        if case.device == "cuda" and not torch.distributed.is_nccl_available():
+            pytest.skip("this torch build has no NCCL backend")
+        gpus = torch.cuda.device_count() if case.device == "cuda" else 0
+        if reason := distributed.capacity_reason(dcase, gpus_per_node=gpus, cpus=distributed.usable_cpus()):
+            pytest.skip(reason)
+        config = distributed.LaunchConfig(
+            warmup_steps=s.warmup_steps,
+            rounds=s.rounds,
+            window_s=s.window_s,
+            steps=s.steps,
+            seed=s.seed,
+            tf32=s.tf32,
+            cudnn_benchmark=s.cudnn_benchmark,
+            data_dir=s.data_dir,
+            synthetic_images=s.synthetic_images,
+            sample_period_s=s.sample_period_s,
+            timeout_s=s.dist_timeout_s,
+            rdzv_endpoint=s.rdzv_endpoint,
+            rdzv_id=s.rdzv_id,
+        )
+        self.benchmark.group = "ddp_train_step"
+        launched = call_or_fail(
+            f"ddp_train_step[{dcase.id}]", lambda: distributed.launch(dcase, config), benchmark=self.benchmark
+        )
+        if launched.result is None:
+            pytest.skip(f"global rank 0 of {dcase.id} ran on another node; the run on that node records this case")
+        result = launched.result
+        replay_rounds(self.benchmark, result["window_s_rounds"])
+        group = case.id + (f"-nodes{dcase.nnodes}" if dcase.nnodes > 1 else "")
+        config_info = {**case.as_dict(), "world_size": dcase.world_size, "nnodes": dcase.nnodes}
+        extra = {**result, "distributed_group": group, "launch_s": round(launched.wall_s, 3)}
+        return self._record("ddp_train_step", dcase.id, config_info, extra)
+
     def _mfu(self, trainer: Trainer, result: dict[str, Any]) -> dict[str, Any]:
         """Training FLOPs per image (counted on a meta-device copy, after the timed rounds) and, on a GPU with
         a known peak, the achieved TFLOP/s and MFU."""
@@ -278,10 +323,36 @@ class Runner:
         }
         self.benchmark.extra_info.update(info)
         node = self.request.node
+        # The benchmark's own dict: scaling efficiency is filled in at the end of the run, before it is saved.
         self.request.config.stash.setdefault(RESULTS_KEY, []).append(
-            Result(node.nodeid, node.name, kind, case_id, info, self.tolerance)
+            Result(node.nodeid, node.name, kind, case_id, self.benchmark.extra_info, self.tolerance)
         )
         return info
+
+
+class _ReplayClock:
+    """A pytest-benchmark timer that replays window durations measured elsewhere: start, start + d1, start + d1,
+    start + d1 + d2, ... one pair of reads per round."""
+
+    __name__ = "rank0_window_clock"
+
+    def __init__(self, durations: list[float]) -> None:
+        self._durations = iter(durations)
+        self._now = 0.0
+        self._reads = 0
+
+    def __call__(self) -> float:
+        self._reads += 1
+        if self._reads % 2 == 0:
+            self._now += next(self._durations)
+        return self._now
+
+
+def replay_rounds(benchmark: Any, window_s: list[float]) -> None:
+    """Record windows timed by the ranks (slowest rank per window) as the benchmark's rounds, so pytest-benchmark's
+    table, JSON and --benchmark-compare show the training windows, not the process launch around them."""
+    benchmark._timer = _ReplayClock(window_s)
+    benchmark.pedantic(lambda: None, rounds=len(window_s), iterations=1, warmup_rounds=0)
 
 
 def tolerance_marker(node: pytest.Item) -> float | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +96,19 @@ def _int_list(parse_one: Callable[[str], int]) -> Callable[[str], tuple[int, ...
 
 def _split(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+
+
+def _endpoint(text: str) -> str:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError
+    return text.strip()
+
+
+def _identifier(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", text.strip()):
+        raise ValueError
+    return text.strip()
 
 
 def _model_list(text: str) -> tuple[str, ...]:
@@ -384,6 +398,52 @@ OPTIONS: tuple[Option, ...] = (
         flag=True,
     ),
     Option(
+        "world_sizes",
+        "LIST|auto",
+        "world sizes (total processes) of the distributed benchmarks; auto: nnodes x 1..visible GPUs for CUDA "
+        "cases, nnodes x 1,2 for CPU cases",
+        "'auto' or " + _LIST + "positive integers",
+        _auto_or(_int_list(_positive_int)),
+        "auto",
+    ),
+    Option(
+        "nnodes",
+        "N",
+        "nodes of a multi-node distributed run: start the same pytest command on each (needs "
+        "--trainperf-rdzv-endpoint)",
+        "a positive integer",
+        _positive_int,
+        "1",
+        env="TRAINPERF_NNODES",
+    ),
+    Option(
+        "rdzv_endpoint",
+        "HOST:PORT",
+        "torchrun c10d rendezvous endpoint; unset on one node: a free local port (torchrun --standalone)",
+        "HOST:PORT",
+        _endpoint,
+        None,
+        env="TRAINPERF_RDZV_ENDPOINT",
+    ),
+    Option(
+        "rdzv_id",
+        "ID",
+        "rendezvous id prefix, the same on every node of one job (case and world size are appended)",
+        "letters, digits, '_', '.' or '-'",
+        _identifier,
+        "trainperf",
+        env="TRAINPERF_RDZV_ID",
+    ),
+    Option(
+        "dist_timeout_s",
+        "SECONDS",
+        "wall-clock limit of one distributed launch (all ranks, start to finish); past it the ranks are killed "
+        "and the case fails",
+        "a positive number",
+        _positive_float,
+        "600",
+    ),
+    Option(
         "max_update_spread",
         "FRACTION",
         "refuse to record a baseline whose round-to-round spread (IQR/median) is above this",
@@ -431,6 +491,11 @@ class Settings:
     force_update: bool = False
     allow_mismatch: bool = False
     max_update_spread: float = 0.05
+    world_sizes: tuple[int, ...] | None = None
+    nnodes: int = 1
+    rdzv_endpoint: str | None = None
+    rdzv_id: str = "trainperf"
+    dist_timeout_s: float = 600.0
     overrides: dict[str, tuple[Any, ...]] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -455,11 +520,26 @@ class Settings:
                 check_cifar10_dir(values["data_dir"])
             except DataError as exc:
                 raise pytest.UsageError(f"trainperf data dir: {exc}") from None
+        if values["nnodes"] > 1 and values["rdzv_endpoint"] is None:
+            raise pytest.UsageError(
+                f"--trainperf-nnodes {values['nnodes']}: a multi-node run needs --trainperf-rdzv-endpoint HOST:PORT "
+                f"(the same on every node)"
+            )
+        if values["world_sizes"] and any(w % values["nnodes"] for w in values["world_sizes"]):
+            raise pytest.UsageError(
+                f"--trainperf-world-sizes: expected multiples of --trainperf-nnodes {values['nnodes']} (every node "
+                f"runs the same number of processes), got {','.join(map(str, values['world_sizes']))}"
+            )
         overrides = {axis: values[axis] for axis in cases.AXES if values[axis] is not None}
         return cls(**values, overrides=overrides)
 
     def cases(self, *, mps_available: bool = False) -> list[cases.Case]:
         return cases.build_matrix(self.matrix, self.overrides, mps_available=mps_available)
+
+    def distributed_cases(self, *, gpus_per_node: int) -> list[cases.DistributedCase]:
+        return cases.distributed_matrix(
+            self.overrides, self.world_sizes, gpus_per_node=gpus_per_node, nnodes=self.nnodes
+        )
 
     def recorded(self) -> dict[str, Any]:
         """The measurement settings, for extra_info and machine info."""

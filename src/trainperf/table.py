@@ -20,6 +20,7 @@ COLUMNS = (
     "compile s",
     "peak MiB",
     "GPU %",
+    "scaling",
     "loss",
     "flags",
 )
@@ -53,6 +54,7 @@ def row(name: str, extra: dict[str, Any]) -> tuple[str, ...]:
         compile_s_text,
         _num(extra.get("peak_mem_mib"), 0),
         _num(extra.get("gpu_util_pct"), 0),
+        "-" if extra.get("scaling_efficiency") is None else f"{extra['scaling_efficiency']:.0%}",
         loss,
         ",".join(flags),
     )

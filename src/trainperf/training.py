@@ -74,8 +74,11 @@ class Trainer:
         return x, y.to(self.device, non_blocking=non_blocking)
 
 
-def build_trainer(case: Case, model: nn.Module) -> Trainer:
-    """Move ``model`` to the case's device and format, wrap it in torch.compile if asked, and build the step."""
+def build_trainer(case: Case, model: nn.Module, wrap: Callable[[nn.Module], nn.Module] | None = None) -> Trainer:
+    """Move ``model`` to the case's device and format, wrap it in torch.compile if asked, and build the step.
+
+    ``wrap`` (DistributedDataParallel, for instance) is applied on the device, before torch.compile.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -84,6 +87,8 @@ def build_trainer(case: Case, model: nn.Module) -> Trainer:
     if case.memory_format == "channels_last":
         model = model.to(memory_format=torch.channels_last)
     model.train()
+    if wrap is not None:
+        model = wrap(model)
     optimizer = make_optimizer(case, model.parameters())
     forward: Callable[..., torch.Tensor] = model
     if case.compiled:

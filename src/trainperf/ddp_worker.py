@@ -1,0 +1,169 @@
+"""One rank of a data-parallel training benchmark, started by torchrun.
+
+Run as ``python -m torch.distributed.run ... -m trainperf.ddp_worker CONFIG_JSON`` (``trainperf.distributed``
+builds that command).  Every rank writes ``rank<N>.pid`` into the config's ``out_dir`` first, so a launcher
+that has to kill a hung run can find each process; a rank that fails writes ``rank<N>.error``; global rank 0
+writes ``result.json``: the step-throughput result of ``measure.train_step`` over all ranks, plus the
+distributed facts (world size, backend, threads) and rank 0's telemetry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from trainperf.cases import Case
+
+STAGED_BATCHES = 4
+
+
+class BarrierRounds:
+    """The ``benchmark`` ``measure.train_step`` expects, for a rank: every round starts after a barrier, so
+    all ranks open a window together; the window times itself, the launcher hands the times to pytest."""
+
+    def __init__(self, barrier: Callable[[], None]) -> None:
+        self.barrier = barrier
+
+    def pedantic(
+        self,
+        target: Callable[[], None],
+        setup: Callable[[], None] | None = None,
+        rounds: int = 1,
+        iterations: int = 1,
+        warmup_rounds: int = 0,
+    ) -> None:
+        for _ in range(rounds):
+            if setup is not None:
+                setup()
+            self.barrier()
+            target()
+
+
+def reduce_max_over_ranks(device: Any) -> Callable[[Sequence[float]], list[float]]:
+    import torch
+    import torch.distributed as dist
+
+    def reduce_max(values: Sequence[float]) -> list[float]:
+        tensor = torch.tensor(list(values), dtype=torch.float64, device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return [float(v) for v in tensor.cpu()]
+
+    return reduce_max
+
+
+def _dataset(config: dict[str, Any]) -> Any:
+    from trainperf import data
+
+    transform = data.train_transform()
+    if config["data_dir"] is None:
+        return data.SyntheticCIFAR10(config["synthetic_images"], seed=config["seed"], transform=transform)
+    return data.load_cifar10(config["data_dir"], transform=transform)
+
+
+def run(config: dict[str, Any]) -> dict[str, Any]:
+    """Build the case on this rank's device, wrap it in DistributedDataParallel and measure it."""
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data.distributed import DistributedSampler
+
+    from trainperf import data, measure
+    from trainperf.environment import apply_backend_flags
+    from trainperf.models import build_model
+    from trainperf.telemetry import Sampler, open_gpu
+    from trainperf.training import build_trainer, stage_batches
+
+    case = Case(**config["case"])
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    world_size = int(os.environ["WORLD_SIZE"])
+    if case.device == "cuda":
+        torch.cuda.set_device(local_rank)
+        backend, device = "nccl", torch.device("cuda", local_rank)
+    else:
+        backend, device = "gloo", torch.device("cpu")
+        torch.set_num_threads(config["threads"])
+    # device_id binds NCCL to this rank's GPU at once (and tells barrier() which device to use).
+    dist.init_process_group(
+        backend,
+        timeout=timedelta(seconds=config["timeout_s"]),
+        device_id=device if case.device == "cuda" else None,
+    )
+    try:
+        flags = apply_backend_flags(tf32=config["tf32"], cudnn_benchmark=config["cudnn_benchmark"])
+        torch.manual_seed(config["seed"])  # the same initial weights everywhere; DDP broadcasts rank 0's anyway
+        device_ids = [local_rank] if case.device == "cuda" else None
+        trainer = build_trainer(
+            case, build_model(case.model), wrap=lambda m: DistributedDataParallel(m, device_ids=device_ids)
+        )
+        dataset = _dataset(config)
+        batch = case.batch_size
+
+        def rank_slice(ds: Any) -> DistributedSampler:
+            # Each rank stages batches from its own shard, as a DDP training loop would see them.
+            return DistributedSampler(
+                ds, num_replicas=world_size, rank=rank, shuffle=True, seed=config["seed"], drop_last=True
+            )
+
+        loader = data.make_loader(
+            dataset, batch, seed=config["seed"], limit=batch * STAGED_BATCHES * world_size, sampler=rank_slice
+        )
+        stage_batches(trainer, loader, STAGED_BATCHES)
+        gpu = open_gpu(local_rank) if rank == 0 and case.device == "cuda" else None
+        result = measure.train_step(
+            BarrierRounds(dist.barrier),
+            trainer,
+            Sampler(gpu=gpu, period_s=config["sample_period_s"]),
+            warmup_steps=config["warmup_steps"],
+            rounds=config["rounds"],
+            window_s=config["window_s"],
+            steps=config["steps"],
+            world_size=world_size,
+            reduce_max=reduce_max_over_ranks(device),
+        )
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    return {
+        **result,
+        "img_per_s_per_device": round(result["img_per_s"] / world_size, 3),
+        "world_size": world_size,
+        "nnodes": config["nnodes"],
+        "nproc_per_node": int(os.environ.get("LOCAL_WORLD_SIZE", world_size)),
+        "backend": backend,
+        "threads_per_rank": torch.get_num_threads(),
+        "global_batch_size": batch * world_size,
+        "telemetry_rank": 0,
+        "backend_flags": flags,
+        "torch": torch.__version__,
+    }
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+def main(argv: list[str]) -> int:
+    config = json.loads(argv[0])
+    out = Path(config["out_dir"])
+    rank = int(os.environ.get("RANK", "0"))
+    (out / f"rank{rank}.pid").write_text(str(os.getpid()), encoding="utf-8")
+    try:
+        result = run(config)
+    except BaseException:
+        _write_atomic(out / f"rank{rank}.error", traceback.format_exc())
+        raise
+    if rank == 0:
+        _write_atomic(out / "result.json", json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,295 @@
+"""Data-parallel benchmarks: one torchrun launch per world size, its result, its failure, its cleanup.
+
+torchrun (``python -m torch.distributed.run``) starts the ranks of ``trainperf.ddp_worker``; this module
+builds the command, waits with a deadline, and reads back what global rank 0 wrote.  A launch that fails shows
+the failing rank's error; one that outlives its deadline has every process it started killed (torchrun puts
+each worker in a session of its own, so killing torchrun's process group is not enough).
+
+No pytest here: the pytest layer turns ``DistributedError`` into a failed case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from trainperf.cases import DistributedCase
+from trainperf.measure import MeasurementError
+
+ERROR_TAIL_LINES = 25
+KILL_WAIT_S = 10.0
+
+
+class DistributedError(MeasurementError):
+    """A distributed launch failed or timed out; the message carries the failing rank's output."""
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """What every rank needs besides its case: the measurement settings and the rendezvous."""
+
+    warmup_steps: int
+    rounds: int
+    window_s: float
+    steps: int | None
+    seed: int
+    tf32: bool
+    cudnn_benchmark: bool
+    data_dir: str | None
+    synthetic_images: int
+    sample_period_s: float
+    timeout_s: float
+    rdzv_endpoint: str | None = None
+    rdzv_id: str = "trainperf"
+
+
+@dataclass
+class Launch:
+    """A finished launch: rank 0's result (None when global rank 0 ran on another node) and its wall time."""
+
+    result: dict[str, Any] | None
+    wall_s: float
+    command: list[str]
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_rank(dcase: DistributedCase, cpus: int) -> int:
+    """CPU ranks share the node's cores evenly (torchrun's default of one thread would waste them at small
+    world sizes and make the scaling curve measure thread counts)."""
+    return max(1, cpus // dcase.nproc_per_node)
+
+
+def capacity_reason(dcase: DistributedCase, *, gpus_per_node: int, cpus: int) -> str | None:
+    """Why this node cannot host its share of the ranks, or None."""
+    per_node = dcase.nproc_per_node
+    nodes = f" on {dcase.nnodes} nodes" if dcase.nnodes > 1 else ""
+    if dcase.case.device == "cuda" and per_node > gpus_per_node:
+        return (
+            f"world size {dcase.world_size}{nodes} needs {per_node} GPUs per node; this node has "
+            f"{gpus_per_node} visible"
+        )
+    if dcase.case.device == "cpu" and per_node > cpus:
+        return f"world size {dcase.world_size}{nodes} needs {per_node} CPU cores per node; this node has {cpus}"
+    return None
+
+
+def torchrun_command(dcase: DistributedCase, config: LaunchConfig, payload: str) -> list[str]:
+    """The torchrun command line for ``dcase``: a standalone rendezvous on a free port for one node without an
+    endpoint, a c10d rendezvous at the endpoint otherwise (the same command on every node)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--max-restarts", "0"]
+    if config.rdzv_endpoint is None:
+        command += ["--standalone", "--nnodes", "1"]
+    else:
+        command += [
+            "--nnodes",
+            str(dcase.nnodes),
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            config.rdzv_endpoint,
+            "--rdzv-id",
+            f"{config.rdzv_id}-{dcase.id}",
+        ]
+    return [*command, "--nproc-per-node", str(dcase.nproc_per_node), "-m", "trainperf.ddp_worker", payload]
+
+
+def launch(dcase: DistributedCase, config: LaunchConfig) -> Launch:
+    """Run ``dcase`` under torchrun and return rank 0's result.
+
+    Raises:
+        DistributedError: a rank failed (its error is in the message), torchrun failed, or the launch ran past
+            ``config.timeout_s`` (every process it started is killed first).
+    """
+    cpus = usable_cpus()
+    env = dict(os.environ)
+    # The ranks must import what this process imports (a user's model factory included).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    threads = threads_per_rank(dcase, cpus)
+    if dcase.case.device == "cpu":
+        env["OMP_NUM_THREADS"] = str(threads)
+    with tempfile.TemporaryDirectory(prefix="trainperf-ddp-") as tmp:
+        out = Path(tmp)
+        payload = json.dumps(
+            {
+                "case": dcase.case.as_dict(),
+                "out_dir": str(out),
+                "nnodes": dcase.nnodes,
+                "threads": threads,
+                **asdict(config),
+            }
+        )
+        command = torchrun_command(dcase, config, payload)
+        log_path = out / "torchrun.log"
+        start = time.perf_counter()
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                proc.wait(timeout=config.timeout_s)
+            except subprocess.TimeoutExpired:
+                killed = kill_launch(proc, out)
+                raise DistributedError(
+                    f"distributed launch of {dcase.id} timed out after {config.timeout_s:g} s "
+                    f"(--trainperf-dist-timeout-s); killed {len(killed)} process(es): "
+                    f"{' '.join(map(str, killed)) or 'none left'}\n{_output_tail(out, log_path)}"
+                ) from None
+            except BaseException:  # KeyboardInterrupt: leave nothing running on a shared runner
+                kill_launch(proc, out)
+                raise
+        wall = time.perf_counter() - start
+        # torchrun reaps its workers; one that survived a torchrun crash must not outlive the case.
+        stray = kill_launch(proc, out)
+        if proc.returncode != 0:
+            raise DistributedError(
+                f"distributed launch of {dcase.id} failed: torchrun exited with {proc.returncode}"
+                + (f"; killed {len(stray)} leftover process(es)" if stray else "")
+                + f"\n{_output_tail(out, log_path)}"
+            )
+        result_path = out / "result.json"
+        if not result_path.exists():
+            if dcase.nnodes > 1:
+                return Launch(None, wall, command)
+            raise DistributedError(
+                f"distributed launch of {dcase.id} exited 0 but rank 0 wrote no result\n{_tail(log_path)}"
+            )
+        return Launch(json.loads(result_path.read_text(encoding="utf-8")), wall, command)
+
+
+def _output_tail(out: Path, log_path: Path) -> str:
+    """The failing ranks' errors, earliest first (later ones are usually peers losing their connection), or
+    the end of torchrun's output when no rank got as far as reporting."""
+    errors = sorted(out.glob("rank*.error"), key=lambda p: p.stat().st_mtime)
+    if not errors:
+        return f"torchrun output (last {ERROR_TAIL_LINES} lines):\n{_tail(log_path)}"
+    first, *others = errors
+    parts = [f"{first.stem} failed first:\n{_tail(first)}"]
+    for path in others:
+        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        parts.append(f"{path.stem} also failed: {lines[-1] if lines else '?'}")
+    return "\n".join(parts)
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
+    except OSError:
+        return "(no output)"
+    return "\n".join(lines[-ERROR_TAIL_LINES:]) or "(no output)"
+
+
+def kill_launch(proc: subprocess.Popen[Any], out: Path) -> list[int]:
+    """Kill torchrun and every process it started (workers and their children); returns the pids killed."""
+    victims = [p for p in (*descendants(proc.pid), *_worker_pids(out)) if _alive(p)]
+    victims = list(dict.fromkeys(victims))
+    if proc.poll() is None:
+        victims.insert(0, proc.pid)
+    for pid in victims:
+        # A worker leads its own session and process group: killing the group takes its children too.
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    try:
+        proc.wait(timeout=KILL_WAIT_S)
+    except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + KILL_WAIT_S
+    while any(_alive(p) for p in victims if p != proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return victims
+
+
+def _worker_pids(out: Path) -> list[int]:
+    pids = []
+    for path in out.glob("rank*.pid"):
+        try:
+            pid = int(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if _is_worker(pid):
+            pids.append(pid)
+    return pids
+
+
+def _is_worker(pid: int) -> bool:
+    """Whether ``pid`` is still a trainperf rank (not a recycled pid of something else)."""
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not Path("/proc/self").exists():
+        return _alive(pid)
+    try:
+        return b"trainperf.ddp_worker" in cmdline.read_bytes()
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():  # a zombie has exited; it only waits for its parent to reap it
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+    return True
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def scaling_efficiency(img_per_s: Mapping[int, float]) -> dict[int, float]:
+    """img/s at each world size over (world size x img/s per process at the smallest world size measured).
+
+    With world size 1 measured, this is the usual img/s at N over N x img/s at 1.
+    """
+    reference = min(img_per_s)
+    per_process = img_per_s[reference] / reference
+    return {size: round(rate / (size * per_process), 4) for size, rate in img_per_s.items()}
+
+
+def group_efficiencies(results: Iterable[dict[str, Any]]) -> None:
+    """Fill ``scaling_efficiency`` and its reference world size into each distributed result, per case."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for extra in results:
+        if "distributed_group" in extra and extra.get("img_per_s"):
+            groups.setdefault(extra["distributed_group"], []).append(extra)
+    for members in groups.values():
+        rates = {int(m["world_size"]): float(m["img_per_s"]) for m in members}
+        efficiency = scaling_efficiency(rates)
+        for m in members:
+            m["scaling_efficiency"] = efficiency[int(m["world_size"])]
+            m["efficiency_reference_world_size"] = min(rates)
