@@ -10,6 +10,7 @@ No pytest here: the pytest layer turns ``DistributedError`` into a failed case.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -200,14 +201,10 @@ def kill_launch(proc: subprocess.Popen[Any], out: Path) -> list[int]:
     for pid in victims:
         # A worker leads its own session and process group: killing the group takes its children too.
         for kill in (os.killpg, os.kill):
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=KILL_WAIT_S)
-    except subprocess.TimeoutExpired:
-        pass
     deadline = time.monotonic() + KILL_WAIT_S
     while any(_alive(p) for p in victims if p != proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -157,9 +157,7 @@ def calibrate(
     number of steps (a rank with one step more would wait forever in its gradient all-reduce).
     """
     slowest_warmup_s = reduce_max([last_warmup_s])[0]
-    probe = fixed_steps or max(
-        1, min(MAX_STEPS_PER_WINDOW, math.ceil(CALIBRATION_S / max(slowest_warmup_s, 1e-6)))
-    )
+    probe = fixed_steps or max(1, min(MAX_STEPS_PER_WINDOW, math.ceil(CALIBRATION_S / max(slowest_warmup_s, 1e-6))))
     per_step = reduce_max([timed(lambda: trainer.run(probe), trainer.device) / probe])[0]
     if fixed_steps:
         return fixed_steps, per_step
