@@ -9,13 +9,15 @@ import pytest
 import torch
 import torch._dynamo.repro.after_dynamo
 import torch._dynamo.utils
-import torch._inductor.compile_fx  # noqa: F401
+import torch._inductor.compile_fx
+import torch.distributed  # noqa: F401
 import torchvision  # noqa: F401
 
 # The same goes for trainperf's lazily imported modules: a module re-imported after a restore would give two
 # copies of its exception classes.
 import trainperf.compile_time
 import trainperf.data
+import trainperf.distributed
 import trainperf.environment
 import trainperf.measure
 import trainperf.models
@@ -26,6 +28,7 @@ PERF_DIR = Path(__file__).parent.parent / "perf"
 
 TINY_MODEL = """
 import torch
+import torch.distributed  # noqa: F401
 from torch import nn
 
 
@@ -54,10 +57,12 @@ TINY_OPTIONS = (
 class PerfSuite:
     """A copy of the real perf/ suite inside a pytester directory, with a tiny model module beside it."""
 
-    def __init__(self, pytester: pytest.Pytester) -> None:
+    def __init__(self, pytester: pytest.Pytester, *, distributed: bool = False) -> None:
         self.pytester = pytester
         for source in PERF_DIR.glob("test_*.py"):
-            pytester.makepyfile(**{source.stem: source.read_text(encoding="utf-8")})
+            # The distributed benchmark starts torchrun per case: only the tests about it copy it.
+            if distributed or source.stem != "test_distributed":
+                pytester.makepyfile(**{source.stem: source.read_text(encoding="utf-8")})
         pytester.makepyfile(tinymodel=TINY_MODEL)
         pytester.syspathinsert()
 

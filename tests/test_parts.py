@@ -100,6 +100,10 @@ def test_table_from_benchmark_json(tmp_path, capsys):
                     "gpu_util_pct": 97.0,
                 },
             },
+            {
+                "name": "test_ddp_train_step[cpu-x-ws2]",
+                "extra_info": {"img_per_s": 1800.0, "scaling_efficiency": 0.9},
+            },
         ]
     }
     path = tmp_path / "r.json"
@@ -120,6 +124,7 @@ def test_table_from_benchmark_json(tmp_path, capsys):
         "MiB",
         "GPU",
         "%",
+        "scaling",
         "loss",
         "flags",
     ]
@@ -132,10 +137,12 @@ def test_table_from_benchmark_json(tmp_path, capsys):
         "0.50",
         "800",
         "-",
+        "-",
         "2.30->1.10",
     ]
     assert "40.0/9.5 c/w" in out[3]
     assert out[4].endswith("NOISY,THROTTLED") and " 97 " in out[4]
+    assert out[5].split()[0] == "test_ddp_train_step[cpu-x-ws2]" and " 90% " in out[5]
 
 
 def test_table_rejects_what_is_not_benchmark_json(tmp_path, capsys):

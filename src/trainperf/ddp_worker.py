@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -57,6 +58,11 @@ def reduce_max_over_ranks(device: Any) -> Callable[[Sequence[float]], list[float
     return reduce_max
 
 
+def report_stage(out: Path, rank: int, stage: str) -> None:
+    """Where this rank is now: a launcher that has to kill a hung run says where each rank stopped."""
+    (out / f"rank{rank}.stage").write_text(stage, encoding="utf-8")
+
+
 def _dataset(config: dict[str, Any]) -> Any:
     from trainperf import data
 
@@ -66,7 +72,7 @@ def _dataset(config: dict[str, Any]) -> Any:
     return data.load_cifar10(config["data_dir"], transform=transform)
 
 
-def run(config: dict[str, Any]) -> dict[str, Any]:
+def run(config: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
     """Build the case on this rank's device, wrap it in DistributedDataParallel and measure it."""
     import torch
     import torch.distributed as dist
@@ -89,46 +95,51 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         backend, device = "gloo", torch.device("cpu")
         torch.set_num_threads(config["threads"])
     # device_id binds NCCL to this rank's GPU at once (and tells barrier() which device to use).
+    stage(f"joining the {backend} process group")
     dist.init_process_group(
         backend,
         timeout=timedelta(seconds=config["timeout_s"]),
         device_id=device if case.device == "cuda" else None,
     )
-    try:
-        flags = apply_backend_flags(tf32=config["tf32"], cudnn_benchmark=config["cudnn_benchmark"])
-        torch.manual_seed(config["seed"])  # the same initial weights everywhere; DDP broadcasts rank 0's anyway
-        device_ids = [local_rank] if case.device == "cuda" else None
-        trainer = build_trainer(
-            case, build_model(case.model), wrap=lambda m: DistributedDataParallel(m, device_ids=device_ids)
-        )
-        dataset = _dataset(config)
-        batch = case.batch_size
+    # No try/finally around the rest: a failing rank must record its error (main does) before its sockets
+    # close, or its peers' "connection reset" would look like the first failure.
+    flags = apply_backend_flags(tf32=config["tf32"], cudnn_benchmark=config["cudnn_benchmark"])
+    torch.manual_seed(config["seed"])  # the same initial weights everywhere; DDP broadcasts rank 0's anyway
+    device_ids = [local_rank] if case.device == "cuda" else None
+    stage("building the model and DistributedDataParallel (broadcasts rank 0's weights)")
+    trainer = build_trainer(
+        case, build_model(case.model), wrap=lambda m: DistributedDataParallel(m, device_ids=device_ids)
+    )
+    dataset = _dataset(config)
+    batch = case.batch_size
 
-        def rank_slice(ds: Any) -> DistributedSampler:
-            # Each rank stages batches from its own shard, as a DDP training loop would see them.
-            return DistributedSampler(
-                ds, num_replicas=world_size, rank=rank, shuffle=True, seed=config["seed"], drop_last=True
-            )
+    def rank_slice(ds: Any) -> DistributedSampler:
+        # Each rank stages batches from its own shard, as a DDP training loop would see them.
+        return DistributedSampler(
+            ds, num_replicas=world_size, rank=rank, shuffle=True, seed=config["seed"], drop_last=True
+        )
 
-        loader = data.make_loader(
-            dataset, batch, seed=config["seed"], limit=batch * STAGED_BATCHES * world_size, sampler=rank_slice
-        )
-        stage_batches(trainer, loader, STAGED_BATCHES)
-        gpu = open_gpu(local_rank) if rank == 0 and case.device == "cuda" else None
-        result = measure.train_step(
-            BarrierRounds(dist.barrier),
-            trainer,
-            Sampler(gpu=gpu, period_s=config["sample_period_s"]),
-            warmup_steps=config["warmup_steps"],
-            rounds=config["rounds"],
-            window_s=config["window_s"],
-            steps=config["steps"],
-            world_size=world_size,
-            reduce_max=reduce_max_over_ranks(device),
-        )
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
+    loader = data.make_loader(
+        dataset, batch, seed=config["seed"], limit=batch * STAGED_BATCHES * world_size, sampler=rank_slice
+    )
+    stage("staging batches from this rank's shard")
+    stage_batches(trainer, loader, STAGED_BATCHES)
+    stage("warm-up, calibration and timed rounds")
+    gpu = open_gpu(local_rank) if rank == 0 and case.device == "cuda" else None
+    result = measure.train_step(
+        BarrierRounds(dist.barrier),
+        trainer,
+        Sampler(gpu=gpu, period_s=config["sample_period_s"]),
+        warmup_steps=config["warmup_steps"],
+        rounds=config["rounds"],
+        window_s=config["window_s"],
+        steps=config["steps"],
+        world_size=world_size,
+        reduce_max=reduce_max_over_ranks(device),
+    )
+    stage("waiting for the other ranks to finish")
+    dist.barrier()
+    dist.destroy_process_group()
     return {
         **result,
         "img_per_s_per_device": round(result["img_per_s"] / world_size, 3),
@@ -155,13 +166,16 @@ def main(argv: list[str]) -> int:
     out = Path(config["out_dir"])
     rank = int(os.environ.get("RANK", "0"))
     (out / f"rank{rank}.pid").write_text(str(os.getpid()), encoding="utf-8")
+    report_stage(out, rank, "importing torch")
     try:
-        result = run(config)
+        result = run(config, lambda text: report_stage(out, rank, text))
     except BaseException:
-        _write_atomic(out / f"rank{rank}.error", traceback.format_exc())
+        # The first line orders the failures: file times are too coarse on some filesystems.
+        _write_atomic(out / f"rank{rank}.error", f"{time.time_ns()}\n{traceback.format_exc()}")
         raise
     if rank == 0:
         _write_atomic(out / "result.json", json.dumps(result))
+    report_stage(out, rank, "done")
     return 0
 
 

@@ -11,9 +11,11 @@ No pytest here: the pytest layer turns ``DistributedError`` into a failed case.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -89,6 +91,31 @@ def capacity_reason(dcase: DistributedCase, *, gpus_per_node: int, cpus: int) ->
     return None
 
 
+def endpoint_in_use(endpoint: str) -> bool:
+    """Whether ``HOST:PORT`` names an address of this node whose port something already listens on.
+
+    torchrun on the rendezvous host that cannot bind the port connects to it instead, as if another node held
+    the store, and waits until the deadline; checked first, that is an immediate, clear failure.  An endpoint
+    on another host cannot be checked from here and is reported as free.
+    """
+    host, _, port = endpoint.rpartition(":")
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError):
+        return False
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            # TIME_WAIT from the previous launch on the same port is not "in use"; a listener is.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return True
+    return False
+
+
 def torchrun_command(dcase: DistributedCase, config: LaunchConfig, payload: str) -> list[str]:
     """The torchrun command line for ``dcase``: a standalone rendezvous on a free port for one node without an
     endpoint, a c10d rendezvous at the endpoint otherwise (the same command on every node)."""
@@ -116,8 +143,14 @@ def launch(dcase: DistributedCase, config: LaunchConfig) -> Launch:
         DistributedError: a rank failed (its error is in the message), torchrun failed, or the launch ran past
             ``config.timeout_s`` (every process it started is killed first).
     """
+    if config.rdzv_endpoint is not None and endpoint_in_use(config.rdzv_endpoint):
+        raise DistributedError(
+            f"distributed launch of {dcase.id}: port of --trainperf-rdzv-endpoint {config.rdzv_endpoint} is "
+            f"already in use on this node (another job, or a run that did not exit); pick a free port"
+        )
     cpus = usable_cpus()
     env = dict(os.environ)
+    env.setdefault("LOGLEVEL", "INFO")  # torchrun's rendezvous progress, shown when a launch fails
     # The ranks must import what this process imports (a user's model factory included).
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     threads = threads_per_rank(dcase, cpus)
@@ -146,7 +179,7 @@ def launch(dcase: DistributedCase, config: LaunchConfig) -> Launch:
                 raise DistributedError(
                     f"distributed launch of {dcase.id} timed out after {config.timeout_s:g} s "
                     f"(--trainperf-dist-timeout-s); killed {len(killed)} process(es): "
-                    f"{' '.join(map(str, killed)) or 'none left'}\n{_output_tail(out, log_path)}"
+                    f"{' '.join(map(str, killed)) or 'none left'}\n{_stages(out, dcase)}\n{_output_tail(out, log_path)}"
                 ) from None
             except BaseException:  # KeyboardInterrupt: leave nothing running on a shared runner
                 kill_launch(proc, out)
@@ -170,18 +203,34 @@ def launch(dcase: DistributedCase, config: LaunchConfig) -> Launch:
         return Launch(json.loads(result_path.read_text(encoding="utf-8")), wall, command)
 
 
+def _stages(out: Path, dcase: DistributedCase) -> str:
+    """Where each rank of this node was when the launch was stopped."""
+    lines = []
+    for rank in range(dcase.world_size):
+        path = out / f"rank{rank}.stage"
+        if path.exists():
+            lines.append(f"  rank {rank}: {path.read_text(encoding='utf-8', errors='replace')}")
+    if not lines:
+        return "no rank of this node started"
+    return "ranks of this node at the deadline:\n" + "\n".join(lines)
+
+
 def _output_tail(out: Path, log_path: Path) -> str:
     """The failing ranks' errors, earliest first (later ones are usually peers losing their connection), or
     the end of torchrun's output when no rank got as far as reporting."""
-    errors = sorted(out.glob("rank*.error"), key=lambda p: p.stat().st_mtime)
+    errors = sorted(_rank_error(path) for path in out.glob("rank*.error"))
     if not errors:
         return f"torchrun output (last {ERROR_TAIL_LINES} lines):\n{_tail(log_path)}"
-    first, *others = errors
-    parts = [f"{first.stem} failed first:\n{_tail(first)}"]
-    for path in others:
-        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        parts.append(f"{path.stem} also failed: {lines[-1] if lines else '?'}")
+    (_, first, lines), *others = errors
+    parts = [f"{first} failed first:\n" + "\n".join(lines[-ERROR_TAIL_LINES:])]
+    parts += [f"{rank} also failed: {lines[-1] if lines else '?'}" for _, rank, lines in others]
     return "\n".join(parts)
+
+
+def _rank_error(path: Path) -> tuple[int, str, list[str]]:
+    """(when, which rank, traceback lines) of a rank's error file."""
+    when, _, text = path.read_text(encoding="utf-8", errors="replace").partition("\n")
+    return (int(when) if when.isdigit() else 0), path.stem, text.strip().splitlines()
 
 
 def _tail(path: Path) -> str:

@@ -231,20 +231,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["trainperf"] = {"version": __version__, **environment_info()}
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session) -> Any:
-    """Scaling efficiency needs every world size of a case, so it is filled in here: before pytest-benchmark's
-    own session-finish wrapper saves the JSON, and before the gate and the table read the results."""
-    results = session.config.stash.get(RESULTS_KEY, [])
-    if any(r.kind == "ddp_train_step" for r in results):
-        from trainperf.distributed import group_efficiencies
-
-        group_efficiencies(r.extra for r in results if r.kind == "ddp_train_step")
-    yield
-
-
-@pytest.hookimpl(specname="pytest_sessionfinish")
-def gate_at_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     state = config.stash.get(GATE_KEY, None)
     # Nothing to judge after --collect-only, an interrupted run, an internal or usage error: a verdict (or a

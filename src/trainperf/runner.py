@@ -289,7 +289,12 @@ class Runner:
         group = case.id + (f"-nodes{dcase.nnodes}" if dcase.nnodes > 1 else "")
         config_info = {**case.as_dict(), "world_size": dcase.world_size, "nnodes": dcase.nnodes}
         extra = {**result, "distributed_group": group, "launch_s": round(launched.wall_s, 3)}
-        return self._record("ddp_train_step", dcase.id, config_info, extra)
+        info = self._record("ddp_train_step", dcase.id, config_info, extra)
+        # Each new world size can change the reference of the case's others: recompute them all. Results hold
+        # the benchmarks' own extra_info, so what pytest-benchmark saves at the end is the final figure.
+        results = self.request.config.stash[RESULTS_KEY]
+        distributed.group_efficiencies(r.extra for r in results if r.kind == "ddp_train_step")
+        return info
 
     def _mfu(self, trainer: Trainer, result: dict[str, Any]) -> dict[str, Any]:
         """Training FLOPs per image (counted on a meta-device copy, after the timed rounds) and, on a GPU with
@@ -323,7 +328,7 @@ class Runner:
         }
         self.benchmark.extra_info.update(info)
         node = self.request.node
-        # The benchmark's own dict: scaling efficiency is filled in at the end of the run, before it is saved.
+        # The benchmark's own dict, so a later result can still complete it (scaling efficiency) before saving.
         self.request.config.stash.setdefault(RESULTS_KEY, []).append(
             Result(node.nodeid, node.name, kind, case_id, self.benchmark.extra_info, self.tolerance)
         )

@@ -1,0 +1,275 @@
+"""Distributed benchmarks: the case matrix, the torchrun launcher and its faults, and the suite end to end.
+
+The launches are real: torchrun starts two gloo ranks on the CPU with a tiny model (a few seconds each).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from trainperf import distributed
+from trainperf.baseline import parse
+from trainperf.cases import Case, DistributedCase, distributed_matrix, is_benchmark_param_id
+from trainperf.distributed import DistributedError, LaunchConfig
+
+TINY = Case("cpu", "eager", "fp32", "contiguous", "ddp_models:tiny", 8, "foreach")
+CONFIG = LaunchConfig(
+    warmup_steps=2,
+    rounds=3,
+    window_s=0.1,
+    steps=3,
+    seed=0,
+    tf32=True,
+    cudnn_benchmark=True,
+    data_dir=None,
+    synthetic_images=256,
+    sample_period_s=0.1,
+    timeout_s=120,
+)
+DDP_OPTIONS = (
+    "--trainperf-model=ddp_models:tiny",
+    "--trainperf-batch-size=8",
+    "--trainperf-synthetic-images=256",
+    "--trainperf-warmup-steps=2",
+    "--trainperf-rounds=3",
+    "--trainperf-steps=3",
+    "-p",
+    "no:cacheprovider",
+)
+
+
+def _with(model: str) -> Case:
+    return Case("cpu", "eager", "fp32", "contiguous", model, 8, "foreach")
+
+
+def _workers_alive() -> list[str]:
+    alive = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes()
+        except OSError:
+            continue
+        if b"trainperf.ddp_worker" in text:
+            alive.append(cmdline.parent.name)
+    return alive
+
+
+# ---- cases -------------------------------------------------------------------------------------------------
+
+
+def test_ids_carry_world_size_and_nodes_and_are_baseline_ids():
+    case = Case("cuda", "eager", "bf16", "channels_last", "resnet18_cifar", 128, "fused")
+    assert DistributedCase(case, 4).id == "cuda-eager-bf16-channels_last-resnet18_cifar-b128-fused-ws4"
+    two_nodes = DistributedCase(case, 16, nnodes=2)
+    assert two_nodes.id.endswith("-fused-ws16-nodes2") and two_nodes.nproc_per_node == 8
+    assert is_benchmark_param_id(two_nodes.id)
+    assert not is_benchmark_param_id(case.id + "-ws0")
+    entry = {"img_per_s": 100.0, "samples": [99.0, 101.0]}
+    doc = {
+        "schema": "trainperf-baseline",
+        "schema_version": 1,
+        "machine_key": "k",
+        "benchmarks": {f"test_ddp_train_step[{two_nodes.id}]": entry},
+    }
+    assert parse(doc, Path("b.json")).entries  # the committed baseline format accepts distributed ids
+
+
+def test_auto_world_sizes_follow_the_gpus_and_nodes():
+    cuda = [d for d in distributed_matrix({}, None, gpus_per_node=4) if d.case.device == "cuda"]
+    assert sorted({d.world_size for d in cuda}) == [1, 2, 3, 4]
+    cpu = [d for d in distributed_matrix({}, None, gpus_per_node=4) if d.case.device == "cpu"]
+    assert [d.world_size for d in cpu] == [1, 2]
+    # no GPU: one CUDA world size each, which the suite skips with the reason
+    assert {d.world_size for d in distributed_matrix({}, None, gpus_per_node=0) if d.case.device == "cuda"} == {1}
+    two = distributed_matrix({"device": ("cuda",)}, None, gpus_per_node=2, nnodes=2)
+    assert {(d.world_size, d.nproc_per_node) for d in two} == {(2, 1), (4, 2)}
+    chosen = distributed_matrix({"device": ("cpu",), "batch_size": (8,)}, (2, 1, 2), gpus_per_node=0)
+    assert {d.case.device for d in chosen} == {"cpu"} and {d.case.batch_size for d in chosen} == {8}
+    assert [d.world_size for d in chosen[:2]] == [1, 2]  # ascending and deduplicated, per case
+    assert len(chosen) == 2 * len({d.case for d in chosen})
+
+
+def test_unsupported_and_capacity_reasons():
+    mps = DistributedCase(Case("mps", "eager", "fp32", "contiguous", "resnet18", 8, "foreach"), 2)
+    assert "CPU (gloo) and CUDA (NCCL)" in (mps.unsupported_reason() or "")
+    assert "not a multiple of 2 nodes" in (DistributedCase(TINY, 3, nnodes=2).unsupported_reason() or "")
+    cuda = DistributedCase(Case("cuda", "eager", "fp32", "contiguous", "resnet18", 8, "foreach"), 4)
+    assert distributed.capacity_reason(cuda, gpus_per_node=2, cpus=64) == (
+        "world size 4 needs 4 GPUs per node; this node has 2 visible"
+    )
+    assert distributed.capacity_reason(cuda, gpus_per_node=4, cpus=1) is None
+    assert "needs 3 CPU cores" in (distributed.capacity_reason(DistributedCase(TINY, 3), gpus_per_node=0, cpus=2) or "")
+    assert distributed.threads_per_rank(DistributedCase(TINY, 2), 8) == 4
+    assert distributed.threads_per_rank(DistributedCase(TINY, 4), 2) == 1
+
+
+def test_scaling_efficiency_is_relative_to_the_smallest_world_size():
+    assert distributed.scaling_efficiency({1: 100.0, 2: 180.0, 4: 300.0}) == {1: 1.0, 2: 0.9, 4: 0.75}
+    # multi-node runs have no world size 1: the reference is the smallest one measured
+    assert distributed.scaling_efficiency({2: 200.0, 4: 360.0}) == {2: 1.0, 4: 0.9}
+    results = [
+        {"distributed_group": "a", "world_size": 2, "img_per_s": 150.0},
+        {"distributed_group": "a", "world_size": 1, "img_per_s": 100.0},
+        {"distributed_group": "b", "world_size": 2, "img_per_s": 50.0},
+        {"img_per_s": 1.0},
+    ]
+    distributed.group_efficiencies(results)
+    assert [r.get("scaling_efficiency") for r in results] == [0.75, 1.0, 1.0, None]
+    assert results[0]["efficiency_reference_world_size"] == 1
+
+
+def test_torchrun_command_standalone_or_rendezvous():
+    one = distributed.torchrun_command(DistributedCase(TINY, 2), CONFIG, "{}")
+    assert one[1:4] == ["-m", "torch.distributed.run", "--max-restarts"] and "--standalone" in one
+    assert one[-5:] == ["--nproc-per-node", "2", "-m", "trainperf.ddp_worker", "{}"]
+    config = LaunchConfig(**{**CONFIG.__dict__, "rdzv_endpoint": "node0:29500", "rdzv_id": "job7"})
+    multi = distributed.torchrun_command(DistributedCase(TINY, 4, nnodes=2), config, "{}")
+    assert "--standalone" not in multi
+    text = " ".join(multi)
+    assert "--nnodes 2 --rdzv-backend c10d --rdzv-endpoint node0:29500" in text
+    assert f"--rdzv-id job7-{DistributedCase(TINY, 4, nnodes=2).id}" in text and "--nproc-per-node 2" in text
+
+
+def test_endpoint_in_use_only_for_a_listener_on_this_node():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert distributed.endpoint_in_use(f"127.0.0.1:{port}")
+    assert not distributed.endpoint_in_use(f"127.0.0.1:{port}")
+    assert not distributed.endpoint_in_use("192.0.2.1:29500")  # TEST-NET: not this node, cannot be checked
+
+
+# ---- launches ----------------------------------------------------------------------------------------------
+
+
+def test_two_gloo_ranks_return_global_throughput():
+    launched = distributed.launch(DistributedCase(TINY, 2), CONFIG)
+    result = launched.result
+    assert result is not None
+    assert (result["world_size"], result["nproc_per_node"], result["backend"]) == (2, 2, "gloo")
+    assert result["global_batch_size"] == 16 and result["steps_per_round"] == 3
+    # global img/s counts both ranks' images over the slowest rank's window
+    windows = result["window_s_rounds"]
+    assert len(windows) == 3
+    assert result["img_per_s_rounds"] == pytest.approx([16 * 3 / w for w in windows], rel=1e-3)
+    assert result["img_per_s_per_device"] == pytest.approx(result["img_per_s"] / 2, rel=1e-3)
+    assert result["loss_last"] < result["loss_first"]
+    assert result["threads_per_rank"] == distributed.threads_per_rank(
+        DistributedCase(TINY, 2), distributed.usable_cpus()
+    )
+    assert not _workers_alive()
+
+
+def test_a_crashing_rank_fails_with_its_error_and_leaves_nothing_running():
+    with pytest.raises(DistributedError) as info:
+        distributed.launch(DistributedCase(_with("ddp_models:crash_on_rank1"), 2), CONFIG)
+    message = str(info.value)
+    assert "torchrun exited with 1" in message
+    assert "rank1 failed first" in message and "RuntimeError: rank 1 crashed on purpose" in message
+    assert not _workers_alive()
+
+
+def test_a_hung_rank_is_killed_at_the_deadline():
+    config = LaunchConfig(**{**CONFIG.__dict__, "timeout_s": 8})
+    with pytest.raises(DistributedError) as info:
+        distributed.launch(DistributedCase(_with("ddp_models:hang_on_rank1"), 2), config)
+    message = str(info.value)
+    assert "timed out after 8 s (--trainperf-dist-timeout-s)" in message
+    assert "rank 1: building the model" in message
+    killed = [int(p) for p in message.split("process(es): ", 1)[1].splitlines()[0].split()]
+    assert len(killed) >= 3  # torchrun and both ranks
+    assert not any(distributed._alive(pid) for pid in killed)
+    assert not _workers_alive()
+
+
+def test_a_rendezvous_port_in_use_fails_at_once():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        config = LaunchConfig(**{**CONFIG.__dict__, "rdzv_endpoint": f"127.0.0.1:{listener.getsockname()[1]}"})
+        with pytest.raises(DistributedError, match="already in use on this node"):
+            distributed.launch(DistributedCase(TINY, 2), config)
+
+
+# ---- the suite ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ddp_suite(pytester: pytest.Pytester):
+    from conftest import PerfSuite
+
+    return PerfSuite(pytester, distributed=True)
+
+
+def test_suite_records_every_world_size_with_efficiency(ddp_suite, tmp_path):
+    out = tmp_path / "run.json"
+    result = ddp_suite.pytester.runpytest(*DDP_OPTIONS, "-m", "distributed", f"--benchmark-json={out}", "-rs")
+    result.assert_outcomes(passed=2, skipped=2)  # CPU at world sizes 1 and 2; both CUDA cases skip here
+    result.stdout.fnmatch_lines(["*test_ddp_train_step[[]cpu-*-ws2]*", "*CUDA is not available*"])
+    doc = json.loads(out.read_text())
+    by_size = {b["extra_info"]["world_size"]: b for b in doc["benchmarks"]}
+    assert sorted(by_size) == [1, 2]
+    one, two = by_size[1]["extra_info"], by_size[2]["extra_info"]
+    assert one["scaling_efficiency"] == 1.0
+    assert two["scaling_efficiency"] == pytest.approx(two["img_per_s"] / (2 * one["img_per_s"]), abs=1e-3)
+    assert two["efficiency_reference_world_size"] == 1 and two["config"]["world_size"] == 2
+    # pytest-benchmark's rounds are the ranks' training windows, not the launch around them
+    assert by_size[2]["stats"]["data"] == pytest.approx(two["window_s_rounds"])
+    assert by_size[2]["group"] == "ddp_train_step" and two["launch_s"] > sum(two["window_s_rounds"])
+
+
+def test_suite_fails_the_crashing_case_and_runs_the_others(ddp_suite, tmp_path):
+    out = tmp_path / "run.json"
+    result = ddp_suite.pytester.runpytest(
+        *DDP_OPTIONS,
+        "--trainperf-model=ddp_models:crash_on_rank1",
+        "-m",
+        "distributed and cpu",
+        f"--benchmark-json={out}",
+    )
+    result.assert_outcomes(passed=1, failed=1)  # world size 1 has no rank 1
+    result.stdout.fnmatch_lines(["*ws2*torchrun exited with 1*", "*RuntimeError: rank 1 crashed on purpose*"])
+    assert [b["extra_info"]["world_size"] for b in json.loads(out.read_text())["benchmarks"]] == [1]
+    assert not _workers_alive()
+
+
+def test_suite_skips_world_sizes_beyond_this_node(ddp_suite):
+    cores = distributed.usable_cpus()
+    result = ddp_suite.pytester.runpytest(
+        *DDP_OPTIONS, "-m", "distributed and cpu", f"--trainperf-world-sizes={cores + 1}", "-rs"
+    )
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        [f"*world size {cores + 1} needs {cores + 1} CPU cores per node; this node has {cores}*"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--trainperf-nnodes=2",), "*--trainperf-nnodes 2: a multi-node run needs --trainperf-rdzv-endpoint*"),
+        (
+            ("--trainperf-nnodes=2", "--trainperf-rdzv-endpoint=h:1", "--trainperf-world-sizes=2,3"),
+            "*--trainperf-world-sizes: expected multiples of --trainperf-nnodes 2*got 2,3*",
+        ),
+        (("--trainperf-rdzv-endpoint=nohostport",), "*--trainperf-rdzv-endpoint: expected HOST:PORT*"),
+        (("--trainperf-world-sizes=0",), "*--trainperf-world-sizes: expected 'auto' or a comma-separated*"),
+    ],
+)
+def test_bad_distributed_options_are_usage_errors(ddp_suite, args, message):
+    result = ddp_suite.pytester.runpytest("--collect-only", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_environment_variables_configure_a_multi_node_run(ddp_suite, monkeypatch):
+    monkeypatch.setenv("TRAINPERF_NNODES", "2")
+    monkeypatch.setenv("TRAINPERF_RDZV_ENDPOINT", "node0:29500")
+    result = ddp_suite.pytester.runpytest("--collect-only", "-q", "-m", "distributed and cpu")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*-ws2-nodes2]", "*-ws4-nodes2]"])
