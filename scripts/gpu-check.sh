@@ -5,11 +5,12 @@
 #
 #   scripts/gpu-check.sh OUT_DIR [extra pytest args...]
 #
-# Two phases, each with its own JSON, so a time limit hit in the second still leaves the first's numbers:
+# Three phases, each with its own JSON, so a time limit hit in a later one still leaves the earlier numbers:
 #   1. training steps and compile time (the headline numbers),
-#   2. whole epochs and the DataLoader grid.
+#   2. data-parallel training under torchrun with NCCL, world sizes 1..visible GPUs,
+#   3. whole epochs and the DataLoader grid.
 # TRAINPERF_REQUIRE_CUDA=1 makes "no GPU" (or no CUDA case selected) an error: this cannot pass by skipping.
-# PHASES=1 runs the first phase only.
+# PHASES=1 runs the first phase only, PHASES=2 the first two.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR [pytest args...]}
 shift
@@ -38,12 +39,12 @@ phase() {
   ((rc == 0)) || status=$rc
 }
 
+phases=${PHASES:-3}
 phase steps "train_step or compile_time" "$@"
-if [[ ${PHASES:-2} != 1 ]]; then
-  phase pipeline "epoch or dataloader" "$@"
-fi
+((phases >= 2)) && phase ddp "distributed and cuda" "$@"
+((phases >= 3)) && phase pipeline "epoch or dataloader" "$@"
 
-for json in "$out/steps.json" "$out/pipeline.json"; do
+for json in "$out/steps.json" "$out/ddp.json" "$out/pipeline.json"; do
   [[ -s $json ]] && "$python" -m trainperf.table "$json" | tee -a "$out/table.txt"
 done
 exit "$status"

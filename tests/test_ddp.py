@@ -165,6 +165,14 @@ def test_two_gloo_ranks_return_global_throughput():
     assert not _workers_alive()
 
 
+def test_compiled_ddp_trains_without_recompiling_in_the_rounds():
+    compiled = Case("cpu", "default", "fp32", "contiguous", "ddp_models:tiny", 8, "foreach")
+    result = distributed.launch(DistributedCase(compiled, 2), CONFIG).result
+    assert result is not None
+    assert result["recompiles_in_rounds"] == 0 and result["loss_last"] < result["loss_first"]
+    assert result["compile_s"] >= 0 and result["img_per_s"] > 0
+
+
 def test_a_crashing_rank_fails_with_its_error_and_leaves_nothing_running():
     with pytest.raises(DistributedError) as info:
         distributed.launch(DistributedCase(_with("ddp_models:crash_on_rank1"), 2), CONFIG)
