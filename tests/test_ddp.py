@@ -103,8 +103,8 @@ def test_unsupported_and_capacity_reasons():
     )
     assert distributed.capacity_reason(cuda, gpus_per_node=4, cpus=1) is None
     assert "needs 3 CPU cores" in (distributed.capacity_reason(DistributedCase(TINY, 3), gpus_per_node=0, cpus=2) or "")
-    assert distributed.threads_per_rank(DistributedCase(TINY, 2), 8) == 4
-    assert distributed.threads_per_rank(DistributedCase(TINY, 4), 2) == 1
+    assert distributed.threads_per_rank(2, 8) == 4
+    assert distributed.threads_per_rank(4, 2) == 1
 
 
 def test_scaling_efficiency_is_relative_to_the_smallest_world_size():
@@ -159,9 +159,7 @@ def test_two_gloo_ranks_return_global_throughput():
     assert result["img_per_s_rounds"] == pytest.approx([16 * 3 / w for w in windows], rel=1e-3)
     assert result["img_per_s_per_device"] == pytest.approx(result["img_per_s"] / 2, rel=1e-3)
     assert result["loss_last"] < result["loss_first"]
-    assert result["threads_per_rank"] == distributed.threads_per_rank(
-        DistributedCase(TINY, 2), distributed.usable_cpus()
-    )
+    assert result["threads_per_rank"] == distributed.threads_per_rank(2, distributed.usable_cpus())
     assert not _workers_alive()
 
 
@@ -226,6 +224,10 @@ def test_suite_records_every_world_size_with_efficiency(ddp_suite, tmp_path):
     assert one["scaling_efficiency"] == 1.0
     assert two["scaling_efficiency"] == pytest.approx(two["img_per_s"] / (2 * one["img_per_s"]), abs=1e-3)
     assert two["efficiency_reference_world_size"] == 1 and two["config"]["world_size"] == 2
+    # CPU ranks get the same threads at every world size of the case, as a GPU rank gets one GPU
+    assert (
+        one["threads_per_rank"] == two["threads_per_rank"] == distributed.threads_per_rank(2, distributed.usable_cpus())
+    )
     # pytest-benchmark's rounds are the ranks' training windows, not the launch around them
     assert by_size[2]["stats"]["data"] == pytest.approx(two["window_s_rounds"])
     assert by_size[2]["group"] == "ddp_train_step" and two["launch_s"] > sum(two["window_s_rounds"])

@@ -71,10 +71,14 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def threads_per_rank(dcase: DistributedCase, cpus: int) -> int:
-    """CPU ranks share the node's cores evenly (torchrun's default of one thread would waste them at small
-    world sizes and make the scaling curve measure thread counts)."""
-    return max(1, cpus // dcase.nproc_per_node)
+def threads_per_rank(per_node: int, cpus: int) -> int:
+    """Threads of each CPU rank when at most ``per_node`` ranks share a node's ``cpus`` cores.
+
+    The launcher is given the largest processes-per-node of the case's world sizes, so every world size of a
+    case runs its ranks with the same threads, as every GPU rank has one GPU: the scaling curve then measures
+    communication and overlap, not a thread count shrinking as ranks are added.
+    """
+    return max(1, cpus // max(1, per_node))
 
 
 def capacity_reason(dcase: DistributedCase, *, gpus_per_node: int, cpus: int) -> str | None:
@@ -136,8 +140,11 @@ def torchrun_command(dcase: DistributedCase, config: LaunchConfig, payload: str)
     return [*command, "--nproc-per-node", str(dcase.nproc_per_node), "-m", "trainperf.ddp_worker", payload]
 
 
-def launch(dcase: DistributedCase, config: LaunchConfig) -> Launch:
+def launch(dcase: DistributedCase, config: LaunchConfig, *, max_per_node: int | None = None) -> Launch:
     """Run ``dcase`` under torchrun and return rank 0's result.
+
+    ``max_per_node`` is the most ranks per node any world size of this case runs with (default: this one's); it
+    sets the threads of CPU ranks.
 
     Raises:
         DistributedError: a rank failed (its error is in the message), torchrun failed, or the launch ran past
@@ -153,7 +160,7 @@ def launch(dcase: DistributedCase, config: LaunchConfig) -> Launch:
     env.setdefault("LOGLEVEL", "INFO")  # torchrun's rendezvous progress, shown when a launch fails
     # The ranks must import what this process imports (a user's model factory included).
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    threads = threads_per_rank(dcase, cpus)
+    threads = threads_per_rank(max(dcase.nproc_per_node, max_per_node or 0), cpus)
     if dcase.case.device == "cpu":
         env["OMP_NUM_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory(prefix="trainperf-ddp-") as tmp:
@@ -242,13 +249,17 @@ def _tail(path: Path) -> str:
 
 
 def kill_launch(proc: subprocess.Popen[Any], out: Path) -> list[int]:
-    """Kill torchrun and every process it started (workers and their children); returns the pids killed."""
-    victims = [p for p in (*descendants(proc.pid), *_worker_pids(out)) if _alive(p)]
-    victims = list(dict.fromkeys(victims))
-    if proc.poll() is None:
-        victims.insert(0, proc.pid)
+    """Kill torchrun and every process it started (workers and their children); returns the pids killed.
+
+    Descendants are looked up only while torchrun runs: once it has been reaped its pid may belong to someone
+    else.  After that, only pid files whose process is still a trainperf rank count.
+    """
+    running = proc.poll() is None
+    victims = [proc.pid, *descendants(proc.pid)] if running else []
+    victims += _worker_pids(out, torchrun_running=running)
+    victims = [p for p in dict.fromkeys(victims) if p == proc.pid or _alive(p)]
     for pid in victims:
-        # A worker leads its own session and process group: killing the group takes its children too.
+        # torchrun and each worker lead their own session and process group: the group takes their children.
         for kill in (os.killpg, os.kill):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 kill(pid, signal.SIGKILL)
@@ -260,25 +271,25 @@ def kill_launch(proc: subprocess.Popen[Any], out: Path) -> list[int]:
     return victims
 
 
-def _worker_pids(out: Path) -> list[int]:
+def _worker_pids(out: Path, *, torchrun_running: bool) -> list[int]:
     pids = []
     for path in out.glob("rank*.pid"):
         try:
             pid = int(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if _is_worker(pid):
+        if _is_worker(pid, torchrun_running=torchrun_running):
             pids.append(pid)
     return pids
 
 
-def _is_worker(pid: int) -> bool:
-    """Whether ``pid`` is still a trainperf rank (not a recycled pid of something else)."""
-    cmdline = Path(f"/proc/{pid}/cmdline")
+def _is_worker(pid: int, *, torchrun_running: bool) -> bool:
+    """Whether ``pid`` is still a trainperf rank, not a recycled pid of something else: by its command line where
+    /proc exists; elsewhere only while torchrun, which has not reaped its workers, still runs."""
     if not Path("/proc/self").exists():
-        return _alive(pid)
+        return torchrun_running and _alive(pid)
     try:
-        return b"trainperf.ddp_worker" in cmdline.read_bytes()
+        return b"trainperf.ddp_worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 

@@ -278,9 +278,17 @@ class Runner:
             rdzv_endpoint=s.rdzv_endpoint,
             rdzv_id=s.rdzv_id,
         )
+        cpus = distributed.usable_cpus()
+        runnable = [
+            d.nproc_per_node
+            for d in s.distributed_cases(gpus_per_node=gpus)
+            if d.case == case and d.nnodes == dcase.nnodes and d.nproc_per_node <= cpus
+        ]
         self.benchmark.group = "ddp_train_step"
         launched = call_or_fail(
-            f"ddp_train_step[{dcase.id}]", lambda: distributed.launch(dcase, config), benchmark=self.benchmark
+            f"ddp_train_step[{dcase.id}]",
+            lambda: distributed.launch(dcase, config, max_per_node=max(runnable, default=None)),
+            benchmark=self.benchmark,
         )
         if launched.result is None:
             pytest.skip(f"global rank 0 of {dcase.id} ran on another node; the run on that node records this case")
