@@ -6,7 +6,10 @@ The launches are real: torchrun starts two gloo ranks on the CPU with a tiny mod
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -257,6 +260,55 @@ def test_suite_skips_world_sizes_beyond_this_node(ddp_suite):
     result.stdout.fnmatch_lines(
         [f"*world size {cores + 1} needs {cores + 1} CPU cores per node; this node has {cores}*"]
     )
+
+
+def test_distributed_benchmarks_are_gated_like_the_others(ddp_suite):
+    from trainperf.environment import environment_info
+    from trainperf.machine_key import machine_key
+
+    (ddp_suite.pytester.path / "baselines").mkdir()
+    chosen = (*DDP_OPTIONS, "-m", "distributed and cpu")
+    recorded = ddp_suite.pytester.runpytest(*chosen, "--trainperf-update-baselines", "--trainperf-force-update")
+    assert recorded.ret == 0, recorded.stdout.str()
+    path = ddp_suite.pytester.path / "baselines" / f"{machine_key(environment_info())}.json"
+    doc = json.loads(path.read_text())
+    ws2 = next(name for name in doc["benchmarks"] if name.endswith("-ws2]"))
+    assert len(doc["benchmarks"]) == 2 and ws2.startswith("test_ddp_train_step[cpu-")
+    entry = doc["benchmarks"][ws2]
+    entry["samples"] = [v * 3 for v in entry["samples"]]
+    entry["img_per_s"] *= 3
+    path.write_text(json.dumps(doc))
+    gated = ddp_suite.pytester.runpytest(*chosen, "--trainperf-world-sizes=2")
+    assert gated.ret == 1, gated.stdout.str()
+    gated.stdout.fnmatch_lines(["*trainperf gate FAILED*", f"*{ws2.replace('[', '[[]')}*"])
+
+
+def test_two_nodes_on_one_machine_record_the_case_once(ddp_suite, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), str(ddp_suite.pytester.path)])
+    nodes = []
+    for node in ("a", "b"):
+        command = [
+            sys.executable, "-m", "pytest", *DDP_OPTIONS, "-m", "distributed and cpu", "-rs",
+            "--trainperf-nnodes=2", f"--trainperf-rdzv-endpoint=127.0.0.1:{port}", "--trainperf-world-sizes=2",
+            "--trainperf-dist-timeout-s=120", f"--benchmark-json={tmp_path / node}.json",
+        ]  # fmt: skip
+        with (tmp_path / f"{node}.log").open("w") as log:
+            nodes.append(subprocess.Popen(command, cwd=ddp_suite.pytester.path, env=env, stdout=log, stderr=log))
+    codes = [p.wait(timeout=300) for p in nodes]
+    logs = [(tmp_path / f"{n}.log").read_text() for n in ("a", "b")]
+    assert codes == [0, 0], logs
+    # exactly one node held global rank 0 and records the case; the other saves nothing and says why
+    saved = [tmp_path / f"{n}.json" for n in ("a", "b")]
+    recorded = [json.loads(p.read_text())["benchmarks"] if p.exists() else [] for p in saved]
+    assert sorted(len(r) for r in recorded) == [0, 1]
+    (bench,) = recorded[0] or recorded[1]
+    assert bench["name"].endswith("-ws2-nodes2]") and bench["extra_info"]["nnodes"] == 2
+    assert bench["extra_info"]["nproc_per_node"] == 1 and bench["extra_info"]["world_size"] == 2
+    assert sum("ran on another node" in log for log in logs) == 1
 
 
 @pytest.mark.parametrize(

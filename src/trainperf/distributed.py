@@ -150,7 +150,8 @@ def launch(dcase: DistributedCase, config: LaunchConfig, *, max_per_node: int | 
         DistributedError: a rank failed (its error is in the message), torchrun failed, or the launch ran past
             ``config.timeout_s`` (every process it started is killed first).
     """
-    if config.rdzv_endpoint is not None and endpoint_in_use(config.rdzv_endpoint):
+    # Only one node is sure to host the store; across nodes a port in use shows as a rendezvous timeout.
+    if config.rdzv_endpoint is not None and dcase.nnodes == 1 and endpoint_in_use(config.rdzv_endpoint):
         raise DistributedError(
             f"distributed launch of {dcase.id}: port of --trainperf-rdzv-endpoint {config.rdzv_endpoint} is "
             f"already in use on this node (another job, or a run that did not exit); pick a free port"
