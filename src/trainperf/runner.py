@@ -16,6 +16,7 @@ from trainperf.settings import Settings
 if TYPE_CHECKING:
     import torch
 
+    from trainperf.distributed import LaunchConfig
     from trainperf.telemetry import Sampler
     from trainperf.training import Trainer
 
@@ -260,34 +261,22 @@ class Runner:
             pytest.skip("this torch build has no torch.distributed")
         if case.device == "cuda" and not torch.distributed.is_nccl_available():
             pytest.skip("this torch build has no NCCL backend")
-        gpus = torch.cuda.device_count() if case.device == "cuda" else 0
-        if reason := distributed.capacity_reason(dcase, gpus_per_node=gpus, cpus=distributed.usable_cpus()):
+        gpus, cpus = (torch.cuda.device_count() if case.device == "cuda" else 0), distributed.usable_cpus()
+        if reason := distributed.capacity_reason(dcase, gpus_per_node=gpus, cpus=cpus):
             pytest.skip(reason)
-        config = distributed.LaunchConfig(
-            warmup_steps=s.warmup_steps,
-            rounds=s.rounds,
-            window_s=s.window_s,
-            steps=s.steps,
-            seed=s.seed,
-            tf32=s.tf32,
-            cudnn_benchmark=s.cudnn_benchmark,
-            data_dir=s.data_dir,
-            synthetic_images=s.synthetic_images,
-            sample_period_s=s.sample_period_s,
-            timeout_s=s.dist_timeout_s,
-            rdzv_endpoint=s.rdzv_endpoint,
-            rdzv_id=s.rdzv_id,
+        # CPU ranks get the threads of the case's largest world size that fits here, at every world size.
+        max_per_node = max(
+            (
+                d.nproc_per_node
+                for d in s.distributed_cases(gpus_per_node=gpus)
+                if d.case == case and d.nnodes == dcase.nnodes and d.nproc_per_node <= cpus
+            ),
+            default=None,
         )
-        cpus = distributed.usable_cpus()
-        runnable = [
-            d.nproc_per_node
-            for d in s.distributed_cases(gpus_per_node=gpus)
-            if d.case == case and d.nnodes == dcase.nnodes and d.nproc_per_node <= cpus
-        ]
         self.benchmark.group = "ddp_train_step"
         launched = call_or_fail(
             f"ddp_train_step[{dcase.id}]",
-            lambda: distributed.launch(dcase, config, max_per_node=max(runnable, default=None)),
+            lambda: distributed.launch(dcase, _launch_config(s), max_per_node=max_per_node),
             benchmark=self.benchmark,
         )
         if launched.result is None:
@@ -343,11 +332,31 @@ class Runner:
         return info
 
 
+def _launch_config(s: Settings) -> LaunchConfig:
+    from trainperf.distributed import LaunchConfig
+
+    return LaunchConfig(
+        warmup_steps=s.warmup_steps,
+        rounds=s.rounds,
+        window_s=s.window_s,
+        steps=s.steps,
+        seed=s.seed,
+        tf32=s.tf32,
+        cudnn_benchmark=s.cudnn_benchmark,
+        data_dir=s.data_dir,
+        synthetic_images=s.synthetic_images,
+        sample_period_s=s.sample_period_s,
+        timeout_s=s.dist_timeout_s,
+        rdzv_endpoint=s.rdzv_endpoint,
+        rdzv_id=s.rdzv_id,
+    )
+
+
 class _ReplayClock:
     """A pytest-benchmark timer that replays window durations measured elsewhere: start, start + d1, start + d1,
     start + d1 + d2, ... one pair of reads per round."""
 
-    __name__ = "rank0_window_clock"
+    __name__ = "slowest_rank_window_clock"
 
     def __init__(self, durations: list[float]) -> None:
         self._durations = iter(durations)
