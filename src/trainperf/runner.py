@@ -333,23 +333,13 @@ class Runner:
 
 
 def _launch_config(s: Settings) -> LaunchConfig:
+    """The settings every rank needs; each has the same name on Settings, except the launch timeout."""
+    from dataclasses import fields
+
     from trainperf.distributed import LaunchConfig
 
-    return LaunchConfig(
-        warmup_steps=s.warmup_steps,
-        rounds=s.rounds,
-        window_s=s.window_s,
-        steps=s.steps,
-        seed=s.seed,
-        tf32=s.tf32,
-        cudnn_benchmark=s.cudnn_benchmark,
-        data_dir=s.data_dir,
-        synthetic_images=s.synthetic_images,
-        sample_period_s=s.sample_period_s,
-        timeout_s=s.dist_timeout_s,
-        rdzv_endpoint=s.rdzv_endpoint,
-        rdzv_id=s.rdzv_id,
-    )
+    shared = {f.name: getattr(s, f.name) for f in fields(LaunchConfig) if f.name != "timeout_s"}
+    return LaunchConfig(**shared, timeout_s=s.dist_timeout_s)
 
 
 class _ReplayClock:
