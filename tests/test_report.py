@@ -152,6 +152,38 @@ def test_unknown_kinds_are_listed_and_a_loader_only_run_renders(tmp_path):
     assert "other benchmarks" in text and "inference" in text
 
 
+def test_distributed_cases_get_their_own_section_in_world_size_order(tmp_path):
+    run = doc(CPU_RUN)
+    case = "cpu-eager-fp32-contiguous-resnet18-b32-foreach"
+    for size, rate, efficiency in ((2, 304.2, 0.7678), (1, 198.1, 1.0)):  # measured here, ws2 saved first
+        config = {"device": "cpu", "model": "resnet18", "batch_size": 32, "world_size": size, "nnodes": 1}
+        extra = {
+            "trainperf_kind": "ddp_train_step",
+            "case_id": f"{case}-ws{size}",
+            "config": config,
+            "img_per_s": rate,
+            "img_per_s_rounds": [rate],
+            "img_per_s_spread": 0.02,
+            "img_per_s_per_device": rate / size,
+            "scaling_efficiency": efficiency,
+            "world_size": size,
+            "step_ms": 32 * size / rate * 1e3,
+            "noisy": False,
+            "throttled": None,
+        }
+        run["benchmarks"].append(
+            {**run["benchmarks"][0], "name": f"test_ddp_train_step[{case}-ws{size}]", "extra_info": extra}
+        )
+    parsed = rp.parse_run(run, tmp_path / "ddp.json")
+    table = rp.distributed_frame(parsed)
+    assert list(table["world_size"]) == [1.0, 2.0]
+    assert list(table["img_per_s_per_device"]) == [198.1, 152.1]
+    text = rp.render(rp.group_by_machine([parsed]))
+    assert "distributed (DDP)" in text and "other benchmarks" not in text
+    ws2_line = next(line for line in text.splitlines() if f"{case}-ws2" in line)
+    assert "76.8" in ws2_line and "304.2" in ws2_line
+
+
 def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

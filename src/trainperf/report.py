@@ -34,10 +34,13 @@ NUMBERS = (
     "gpu_util_pct",
     "mfu",
     "achieved_tflops",
+    "world_size",
+    "img_per_s_per_device",
+    "scaling_efficiency",
 )
 LOADER_KEYS = ("num_workers", "pin_memory", "resident")
 TRAINING_KINDS = ("train_step", "epoch")
-OWN_SECTIONS = ("train_step", "epoch", "dataloader", "compile_time")
+OWN_SECTIONS = ("train_step", "epoch", "dataloader", "compile_time", "ddp_train_step")
 
 
 class ReportError(Exception):
@@ -291,10 +294,20 @@ def _flags(*, step_noisy: Any = None, epoch_noisy: Any = None, throttled: Any = 
     return ",".join(flag for flag, value in named if _true(value))
 
 
-def dataloader_frame(run: Run) -> pd.DataFrame:
-    table = _of_kind(benchmark_frame(run), "dataloader")
+def _with_flags(table: pd.DataFrame) -> pd.DataFrame:
     flags = [_flags(step_noisy=n, throttled=t) for n, t in zip(table["noisy"], table["throttled"], strict=True)]
     return table.assign(flags=flags)
+
+
+def dataloader_frame(run: Run) -> pd.DataFrame:
+    return _with_flags(_of_kind(benchmark_frame(run), "dataloader"))
+
+
+def distributed_frame(run: Run) -> pd.DataFrame:
+    """Data-parallel cases, each case's world sizes together in ascending order."""
+    table = _of_kind(benchmark_frame(run), "ddp_train_step")
+    group = table["case_id"].str.replace(r"-ws\d+(-nodes\d+)?$", "", regex=True)
+    return _with_flags(table.assign(group=group).sort_values(["group", "world_size"], kind="stable"))
 
 
 def compile_frame(run: Run) -> pd.DataFrame:
@@ -355,6 +368,15 @@ LOADER_COLUMNS: tuple[tuple[str, str, Formatter], ...] = (
     ("spread", "img_per_s_spread", _spread),
     ("flags", "flags", str),
 )
+DISTRIBUTED_COLUMNS: tuple[tuple[str, str, Formatter], ...] = (
+    ("configuration", "case_id", str),
+    ("img/s", "img_per_s", _fixed(1)),
+    ("img/s per device", "img_per_s_per_device", _fixed(1)),
+    ("scaling %", "scaling_efficiency", _percent_of_fraction),
+    ("step ms", "step_ms", _fixed(2)),
+    ("spread", "img_per_s_spread", _spread),
+    ("flags", "flags", str),
+)
 COMPILE_COLUMNS: tuple[tuple[str, str, Formatter], ...] = (
     ("configuration", "case_id", str),
     ("cold s", "compile_cold_s", _fixed(2)),
@@ -382,6 +404,9 @@ CSV_COLUMNS = (
     "compile_cold_s",
     "compile_warm_s",
     "warm_speedup",
+    "world_size",
+    "img_per_s_per_device",
+    "scaling_efficiency",
     "gpu_util_pct",
     "peak_mem_mib",
     "mfu",
@@ -414,11 +439,12 @@ class Section:
 
 
 def sections(run: Run) -> list[Section]:
-    """The non-empty tables of one run: training cases, DataLoader, compile time, unknown kinds."""
+    """The non-empty tables of one run: training cases, DataLoader, compile time, distributed, unknown kinds."""
     found = [
         Section("training", "training", training_frame(run), TRAINING_COLUMNS),
         Section("dataloader", "dataloader", dataloader_frame(run), LOADER_COLUMNS),
         Section("compile_time", "compile time", compile_frame(run), COMPILE_COLUMNS),
+        Section("distributed", "distributed (DDP)", distributed_frame(run), DISTRIBUTED_COLUMNS),
         Section("other", "other benchmarks", other_frame(run), OTHER_COLUMNS),
     ]
     return [s for s in found if not s.frame.empty]
