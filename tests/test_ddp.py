@@ -219,7 +219,13 @@ def test_suite_records_every_world_size_with_efficiency(ddp_suite, tmp_path):
     out = tmp_path / "run.json"
     result = ddp_suite.pytester.runpytest(*DDP_OPTIONS, "-m", "distributed", f"--benchmark-json={out}", "-rs")
     result.assert_outcomes(passed=2, skipped=2)  # CPU at world sizes 1 and 2; both CUDA cases skip here
-    result.stdout.fnmatch_lines(["*test_ddp_train_step[[]cpu-*-ws2]*", "*CUDA is not available*"])
+    result.stdout.fnmatch_lines(
+        [
+            "distributed: torchrun per world size (auto); one node, standalone rendezvous on a free port; timeout 600*",
+            "*test_ddp_train_step[[]cpu-*-ws2]*",
+            "*CUDA is not available*",
+        ]
+    )
     doc = json.loads(out.read_text())
     by_size = {b["extra_info"]["world_size"]: b for b in doc["benchmarks"]}
     assert sorted(by_size) == [1, 2]

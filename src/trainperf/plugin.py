@@ -185,7 +185,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if reporter is not None:
         reporter.write_sep("-", "trainperf environment")
         data = settings.data_dir or f"synthetic CIFAR-shaped, {settings.synthetic_images} images"
-        for line in [*header_lines(info, flags), f"data: {data}"]:
+        lines = [*header_lines(info, flags), f"data: {data}"]
+        if any(i.get_closest_marker("distributed") for i in items):
+            lines.append(_distributed_line(settings))
+        for line in lines:
             reporter.write_line(line)
         for reason in busy:
             reporter.write_line(
@@ -194,6 +197,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 red=True,
                 bold=True,
             )
+
+
+def _distributed_line(settings: Settings) -> str:
+    if settings.nnodes > 1:
+        where = f"{settings.nnodes} nodes, c10d rendezvous at {settings.rdzv_endpoint} (id {settings.rdzv_id}-...)"
+    elif settings.rdzv_endpoint:
+        where = f"one node, c10d rendezvous at {settings.rdzv_endpoint}"
+    else:
+        where = "one node, standalone rendezvous on a free port"
+    sizes = ",".join(map(str, settings.world_sizes)) if settings.world_sizes else "auto"
+    return f"distributed: torchrun per world size ({sizes}); {where}; timeout {settings.dist_timeout_s:g} s per launch"
 
 
 def _benchmarks_timed(config: pytest.Config) -> bool:
