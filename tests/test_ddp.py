@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,7 @@ def _with(model: str) -> Case:
 
 
 def _workers_alive() -> list[str]:
+    """Processes of any launch: torchrun and its ranks (their command lines name trainperf.ddp_worker)."""
     alive = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -166,12 +168,57 @@ def test_two_gloo_ranks_return_global_throughput():
     assert not _workers_alive()
 
 
-def test_compiled_ddp_trains_without_recompiling_in_the_rounds():
-    compiled = Case("cpu", "default", "fp32", "contiguous", "ddp_models:tiny", 8, "foreach")
+def test_compiled_ddp_splits_at_buckets_and_compiles_only_in_warm_up():
+    compiled = Case("cpu", "default", "fp32", "contiguous", "ddp_models:wide", 8, "foreach")
     result = distributed.launch(DistributedCase(compiled, 2), CONFIG).result
     assert result is not None
+    # the worker fails the case on a recompile in the rounds or a loss that does not go down; compilation
+    # happened, and only in the warm-up
     assert result["recompiles_in_rounds"] == 0 and result["loss_last"] < result["loss_first"]
-    assert result["compile_s"] >= 0 and result["img_per_s"] > 0
+    assert result["first_step_s"] > 5 * result["step_ms"] / 1e3
+
+
+def test_a_window_lasts_as_long_as_the_slowest_rank():
+    from ddp_models import SLOW_STEP_S
+
+    result = distributed.launch(DistributedCase(_with("ddp_models:slow_on_rank1"), 2), CONFIG).result
+    assert result is not None
+    assert min(result["window_s_rounds"]) >= result["steps_per_round"] * SLOW_STEP_S
+    assert result["img_per_s"] <= 16 / SLOW_STEP_S
+
+
+def test_a_rank_failing_its_checks_alone_fails_the_others_at_once():
+    with pytest.raises(DistributedError) as info:
+        distributed.launch(DistributedCase(_with("ddp_models:stuck_on_rank1"), 2), CONFIG)
+    message = str(info.value)
+    assert "timed out" not in message
+    assert "rank1 failed first" in message and "loss did not go down" in message
+    assert f"rank0 also failed: trainperf.measure.MeasurementError: {distributed.PEER_FAILED}" in message
+
+
+def test_killing_pytest_takes_the_launch_down(tmp_path):
+    script = f"""
+import sys
+sys.path[:0] = {[str(Path(__file__).parent)]!r}
+from trainperf import distributed
+from trainperf.cases import Case, DistributedCase
+config = distributed.LaunchConfig(**{{**{CONFIG.__dict__!r}, "timeout_s": 600}})
+distributed.launch(DistributedCase(Case("cpu", "eager", "fp32", "contiguous", "ddp_models:hang_on_rank1", 8,
+                                        "foreach"), 2), config)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while len(_workers_alive()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_workers_alive()) == 3  # torchrun (its command line names the worker module) and two ranks
+    finally:
+        parent.kill()  # SIGKILL: no handler of the parent can run
+        parent.wait()
+    deadline = time.monotonic() + 40
+    while _workers_alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _workers_alive()
 
 
 def test_a_crashing_rank_fails_with_its_error_and_leaves_nothing_running():
@@ -304,7 +351,11 @@ def test_two_nodes_on_one_machine_record_the_case_once(ddp_suite, tmp_path):
         ]  # fmt: skip
         with (tmp_path / f"{node}.log").open("w") as log:
             nodes.append(subprocess.Popen(command, cwd=ddp_suite.pytester.path, env=env, stdout=log, stderr=log))
-    codes = [p.wait(timeout=300) for p in nodes]
+    try:
+        codes = [p.wait(timeout=300) for p in nodes]
+    finally:
+        for p in nodes:
+            p.kill()
     logs = [(tmp_path / f"{n}.log").read_text() for n in ("a", "b")]
     assert codes == [0, 0], logs
     # exactly one node held global rank 0 and records the case; the other saves nothing and says why
@@ -322,6 +373,10 @@ def test_two_nodes_on_one_machine_record_the_case_once(ddp_suite, tmp_path):
     [
         (("--trainperf-nnodes=2",), "*--trainperf-nnodes 2: a multi-node run needs --trainperf-rdzv-endpoint*"),
         (
+            ("--trainperf-nnodes=2", "--trainperf-rdzv-endpoint=h:1"),
+            "*--trainperf-nnodes 2: a multi-node run needs explicit --trainperf-world-sizes*e.g. 2,4*",
+        ),
+        (
             ("--trainperf-nnodes=2", "--trainperf-rdzv-endpoint=h:1", "--trainperf-world-sizes=2,3"),
             "*--trainperf-world-sizes: expected multiples of --trainperf-nnodes 2*got 2,3*",
         ),
@@ -338,6 +393,8 @@ def test_bad_distributed_options_are_usage_errors(ddp_suite, args, message):
 def test_environment_variables_configure_a_multi_node_run(ddp_suite, monkeypatch):
     monkeypatch.setenv("TRAINPERF_NNODES", "2")
     monkeypatch.setenv("TRAINPERF_RDZV_ENDPOINT", "node0:29500")
-    result = ddp_suite.pytester.runpytest("--collect-only", "-q", "-m", "distributed and cpu")
+    result = ddp_suite.pytester.runpytest(
+        "--collect-only", "-q", "-m", "distributed and cpu", "--trainperf-world-sizes=2,4"
+    )
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*-ws2-nodes2]", "*-ws4-nodes2]"])

@@ -22,6 +22,7 @@ from typing import Any
 from trainperf.cases import Case
 
 STAGED_BATCHES = 4
+PEER_FAILED = "another rank failed its checks after the timed rounds"
 
 
 class BarrierRounds:
@@ -88,17 +89,18 @@ def run(config: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
     case = Case(**config["case"])
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     world_size = int(os.environ["WORLD_SIZE"])
+    torch.set_num_threads(config["threads"])
     if case.device == "cuda":
         torch.cuda.set_device(local_rank)
         backend, device = "nccl", torch.device("cuda", local_rank)
     else:
         backend, device = "gloo", torch.device("cpu")
-        torch.set_num_threads(config["threads"])
     # device_id binds NCCL to this rank's GPU at once (and tells barrier() which device to use).
     stage(f"joining the {backend} process group")
     dist.init_process_group(
         backend,
-        timeout=timedelta(seconds=config["timeout_s"]),
+        # Below the launch deadline, so a rank stuck in a collective fails with that error before it is killed.
+        timeout=timedelta(seconds=0.9 * config["timeout_s"]),
         device_id=device if case.device == "cuda" else None,
     )
     # No try/finally around the rest: a failing rank must record its error (main does) before its sockets
@@ -126,17 +128,26 @@ def run(config: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
     stage_batches(trainer, loader, STAGED_BATCHES)
     stage("warm-up, calibration and timed rounds")
     gpu = open_gpu(local_rank) if rank == 0 and case.device == "cuda" else None
-    result = measure.train_step(
-        BarrierRounds(dist.barrier),
-        trainer,
-        Sampler(gpu=gpu, period_s=config["sample_period_s"]),
-        warmup_steps=config["warmup_steps"],
-        rounds=config["rounds"],
-        window_s=config["window_s"],
-        steps=config["steps"],
-        world_size=world_size,
-        reduce_max=reduce_max_over_ranks(device),
-    )
+    reduce_max = reduce_max_over_ranks(device)
+    failure: measure.MeasurementError | None = None
+    try:
+        result = measure.train_step(
+            BarrierRounds(dist.barrier),
+            trainer,
+            Sampler(gpu=gpu, period_s=config["sample_period_s"]),
+            warmup_steps=config["warmup_steps"],
+            rounds=config["rounds"],
+            window_s=config["window_s"],
+            steps=config["steps"],
+            world_size=world_size,
+            reduce_max=reduce_max,
+        )
+    except measure.MeasurementError as exc:  # the checks after the last collective: loss, recompilation
+        failure = exc
+    # Fail together: a rank that raised alone would leave the others waiting in the next collective, on another
+    # node until the process-group timeout.
+    if reduce_max([1.0 if failure else 0.0])[0]:
+        raise failure or measure.MeasurementError(PEER_FAILED)
     stage("waiting for the other ranks to finish")
     dist.barrier()
     dist.destroy_process_group()

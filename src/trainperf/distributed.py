@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from trainperf.cases import DistributedCase
+from trainperf.ddp_worker import PEER_FAILED
 from trainperf.measure import MeasurementError
 
 ERROR_TAIL_LINES = 25
@@ -162,8 +163,9 @@ def launch(dcase: DistributedCase, config: LaunchConfig, *, max_per_node: int | 
     # The ranks must import what this process imports (a user's model factory included).
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     threads = threads_per_rank(max(dcase.nproc_per_node, max_per_node or 0), cpus)
-    if dcase.case.device == "cpu":
-        env["OMP_NUM_THREADS"] = str(threads)
+    # Set for CUDA ranks too: torchrun's default (1 thread, only with several ranks per node) would differ
+    # between world size 1 and the others.
+    env["OMP_NUM_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory(prefix="trainperf-ddp-") as tmp:
         out = Path(tmp)
         payload = json.dumps(
@@ -179,7 +181,14 @@ def launch(dcase: DistributedCase, config: LaunchConfig, *, max_per_node: int | 
         log_path = out / "torchrun.log"
         start = time.perf_counter()
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                command,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
             try:
                 proc.wait(timeout=config.timeout_s)
             except subprocess.TimeoutExpired:
@@ -211,6 +220,15 @@ def launch(dcase: DistributedCase, config: LaunchConfig, *, max_per_node: int | 
         return Launch(json.loads(result_path.read_text(encoding="utf-8")), wall, command)
 
 
+def _die_with_parent() -> None:
+    """In torchrun's process before exec: SIGTERM when this process dies, however it dies (a CI job cancelled,
+    SIGKILL, os._exit), since its own session keeps it from our signals; torchrun then stops its workers."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _stages(out: Path, dcase: DistributedCase) -> str:
     """Where each rank of this node was when the launch was stopped."""
     lines = []
@@ -226,19 +244,23 @@ def _stages(out: Path, dcase: DistributedCase) -> str:
 def _output_tail(out: Path, log_path: Path) -> str:
     """The failing ranks' errors, earliest first (later ones are usually peers losing their connection), or
     the end of torchrun's output when no rank got as far as reporting."""
+    # A rank that only failed because a peer did comes after every rank with a cause of its own.
     errors = sorted(_rank_error(path) for path in out.glob("rank*.error"))
     if not errors:
         return f"torchrun output (last {ERROR_TAIL_LINES} lines):\n{_tail(log_path)}"
-    (_, first, lines), *others = errors
+    *_, first, lines = errors[0]
+    others = errors[1:]
     parts = [f"{first} failed first:\n" + "\n".join(lines[-ERROR_TAIL_LINES:])]
-    parts += [f"{rank} also failed: {lines[-1] if lines else '?'}" for _, rank, lines in others]
+    parts += [f"{rank} also failed: {text[-1] if text else '?'}" for _, _, rank, text in others]
     return "\n".join(parts)
 
 
-def _rank_error(path: Path) -> tuple[int, str, list[str]]:
-    """(when, which rank, traceback lines) of a rank's error file."""
+def _rank_error(path: Path) -> tuple[bool, int, str, list[str]]:
+    """(only a peer's failure, when, which rank, traceback lines) of a rank's error file; sorting these puts
+    the ranks with a cause of their own first, earliest first."""
     when, _, text = path.read_text(encoding="utf-8", errors="replace").partition("\n")
-    return (int(when) if when.isdigit() else 0), path.stem, text.strip().splitlines()
+    lines = text.strip().splitlines()
+    return bool(lines) and PEER_FAILED in lines[-1], (int(when) if when.isdigit() else 0), path.stem, lines
 
 
 def _tail(path: Path) -> str:
@@ -279,20 +301,22 @@ def _worker_pids(out: Path, *, torchrun_running: bool) -> list[int]:
             pid = int(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if _is_worker(pid, torchrun_running=torchrun_running):
+        if _is_worker(pid, out, torchrun_running=torchrun_running):
             pids.append(pid)
     return pids
 
 
-def _is_worker(pid: int, *, torchrun_running: bool) -> bool:
-    """Whether ``pid`` is still a trainperf rank, not a recycled pid of something else: by its command line where
-    /proc exists; elsewhere only while torchrun, which has not reaped its workers, still runs."""
+def _is_worker(pid: int, out: Path, *, torchrun_running: bool) -> bool:
+    """Whether ``pid`` is still a rank of this launch, not a recycled pid of something else (another trainperf
+    run's rank included): its command line holds this launch's private directory where /proc exists; elsewhere
+    only while torchrun, which has not reaped its workers, still runs."""
     if not Path("/proc/self").exists():
         return torchrun_running and _alive(pid)
     try:
-        return b"trainperf.ddp_worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+    return b"trainperf.ddp_worker" in cmdline and json.dumps(str(out)).encode() in cmdline
 
 
 def _alive(pid: int) -> bool:

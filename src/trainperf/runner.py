@@ -319,8 +319,9 @@ class Runner:
             "trainperf_kind": kind,
             "case_id": case_id,
             "config": config,
-            **result,
+            # A distributed result brings the flags its ranks ran with.
             "backend_flags": backend_flags(),
+            **result,
             "settings": self.settings.recorded(),
         }
         self.benchmark.extra_info.update(info)

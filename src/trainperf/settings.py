@@ -525,6 +525,13 @@ class Settings:
                 f"--trainperf-nnodes {values['nnodes']}: a multi-node run needs --trainperf-rdzv-endpoint HOST:PORT "
                 f"(the same on every node)"
             )
+        if values["nnodes"] > 1 and not values["world_sizes"]:
+            # "auto" counts each node's own GPUs; nodes that disagree would launch different cases and wait
+            # for each other's rendezvous until the deadline.
+            raise pytest.UsageError(
+                f"--trainperf-nnodes {values['nnodes']}: a multi-node run needs explicit --trainperf-world-sizes "
+                f"(the same on every node), e.g. {values['nnodes']},{2 * values['nnodes']}"
+            )
         if values["world_sizes"] and any(w % values["nnodes"] for w in values["world_sizes"]):
             raise pytest.UsageError(
                 f"--trainperf-world-sizes: expected multiples of --trainperf-nnodes {values['nnodes']} (every node "
