@@ -165,6 +165,11 @@ def test_two_gloo_ranks_return_global_throughput():
     assert result["img_per_s_per_device"] == pytest.approx(result["img_per_s"] / 2, rel=1e-3)
     assert result["loss_last"] < result["loss_first"]
     assert result["threads_per_rank"] == distributed.threads_per_rank(2, distributed.usable_cpus())
+    # FLOPs of the model inside DDP, per image: forward 2(W1 + W2) multiply-adds, backward the weight gradients
+    # 2(W1 + W2) plus the input gradient of the second layer only (the images need none), 2 W2
+    w1, w2 = 3072 * 16, 16 * 10
+    assert result["train_flops_per_image"] == 4 * (w1 + w2) + 2 * w2
+    assert result["mfu"] is None  # no GPU peak on a CPU
     assert not _workers_alive()
 
 

@@ -82,6 +82,7 @@ def run(config: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
 
     from trainperf import data, measure
     from trainperf.environment import apply_backend_flags
+    from trainperf.mfu import utilisation
     from trainperf.models import build_model
     from trainperf.telemetry import Sampler, open_gpu
     from trainperf.training import build_trainer, stage_batches
@@ -151,9 +152,13 @@ def run(config: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
     stage("waiting for the other ranks to finish")
     dist.barrier()
     dist.destroy_process_group()
+    per_device = result["img_per_s"] / world_size
+    # Per device, after every collective; the FLOPs of the model inside the DDP wrapper (counted on a copy).
+    mfu = utilisation(trainer.model.module, case, per_device, tf32=config["tf32"]) if rank == 0 else {}
     return {
         **result,
-        "img_per_s_per_device": round(result["img_per_s"] / world_size, 3),
+        **mfu,
+        "img_per_s_per_device": round(per_device, 3),
         "world_size": world_size,
         "nnodes": config["nnodes"],
         "nproc_per_node": int(os.environ.get("LOCAL_WORLD_SIZE", world_size)),

@@ -294,23 +294,9 @@ class Runner:
         return info
 
     def _mfu(self, trainer: Trainer, result: dict[str, Any]) -> dict[str, Any]:
-        """Training FLOPs per image (counted on a meta-device copy, after the timed rounds) and, on a GPU with
-        a known peak, the achieved TFLOP/s and MFU."""
-        from trainperf.environment import environment_info
-        from trainperf.mfu import peak_flops, training_flops
+        from trainperf.mfu import utilisation
 
-        case = trainer.case
-        flops = training_flops(trainer.model, case.batch_size)
-        per_image = flops / case.batch_size if flops else None
-        achieved = per_image * result["img_per_s"] if per_image else None
-        gpu = environment_info()["gpu_name"] if case.device == "cuda" else None
-        peak = peak_flops(gpu, case.precision, self.settings.tf32)
-        return {
-            "train_flops_per_image": per_image,
-            "achieved_tflops": None if achieved is None else round(achieved / 1e12, 3),
-            "peak_tflops": None if peak is None else peak / 1e12,
-            "mfu": None if achieved is None or peak is None else round(achieved / peak, 4),
-        }
+        return utilisation(trainer.model, trainer.case, result["img_per_s"], tf32=self.settings.tf32)
 
     def _record(self, kind: str, case_id: str, config: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         from trainperf.environment import backend_flags
