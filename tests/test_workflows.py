@@ -22,7 +22,7 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
-CI, PERF_GPU, PROMOTE = "ci.yml", "perf-gpu.yml", "promote-baseline.yml"
+CI, PERF_GPU, PROMOTE, MULTI_GPU = "ci.yml", "perf-gpu.yml", "promote-baseline.yml", "perf-multigpu.yml"
 WRITE = {"write"}
 
 
@@ -75,7 +75,7 @@ def env_of(doc: dict[str, Any], job: str) -> dict[str, Any]:
     return {**doc.get("env", {}), **doc["jobs"][job].get("env", {})}
 
 
-@pytest.fixture(scope="module", params=[CI, PERF_GPU, PROMOTE])
+@pytest.fixture(scope="module", params=[CI, PERF_GPU, PROMOTE, MULTI_GPU])
 def workflow(request: pytest.FixtureRequest) -> dict[str, Any]:
     return load(request.param)
 
@@ -172,7 +172,7 @@ def test_perf_gpu_storage_persists_on_the_runner() -> None:
     assert "BENCHMARK_STORAGE" in storage_step["run"]
 
 
-@pytest.mark.parametrize("name", [PERF_GPU, PROMOTE])
+@pytest.mark.parametrize("name", [PERF_GPU, PROMOTE, MULTI_GPU])
 def test_benchmarks_never_run_under_xdist(name: str) -> None:
     found = pytest_perf_commands(load(name))
     assert found
@@ -197,6 +197,31 @@ def test_perf_gpu_reports_and_uploads_even_when_the_gate_fails() -> None:
 def test_perf_gpu_keeps_fork_pull_requests_off_the_runner() -> None:
     (job,) = load(PERF_GPU)["jobs"].values()
     assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"]
+
+
+# ----------------------------------------------------------------------------------------- perf-multigpu.yml
+
+
+def test_multigpu_runs_the_cuda_distributed_cases_on_a_multi_gpu_runner() -> None:
+    doc = load(MULTI_GPU)
+    (job,) = doc["jobs"].values()
+    assert {"self-hosted", "multi-gpu"} <= set(runs_on(job))
+    assert set(triggers(doc)) == {"push", "workflow_dispatch"}  # no pull requests: forks never reach the machine
+    assert doc["concurrency"] == {"group": "perf-multigpu", "cancel-in-progress": False}
+    assert env_of(doc, "distributed")["TRAINPERF_REQUIRE_CUDA"] == "1"
+    (command,) = pytest_perf_commands(doc)
+    assert '-m "distributed and cuda"' in command and "--benchmark-json results/ddp.json" in command
+    # only the distributed cases run here, so the other entries of the baseline are missing on purpose
+    assert "--trainperf-strict" not in command
+
+
+def test_multigpu_reports_and_uploads_even_when_the_gate_fails() -> None:
+    doc = load(MULTI_GPU)
+    (report,) = [s for s in steps(doc) if "trainperf report" in s.get("run", "")]
+    assert runs_always(report) and "$GITHUB_STEP_SUMMARY" in report["run"]
+    (upload,) = uses(doc, "actions/upload-artifact")
+    assert runs_always(upload) and upload["with"]["path"].rstrip("/") == "results"
+    assert any("nvidia-smi topo -m" in c for c in commands(doc))
 
 
 # -------------------------------------------------------------------------------------- promote-baseline.yml
@@ -232,7 +257,7 @@ def test_only_the_pull_request_job_can_write() -> None:
 
 
 def test_no_other_workflow_asks_to_write() -> None:
-    for name in (CI, PERF_GPU):
+    for name in (CI, PERF_GPU, MULTI_GPU):
         doc = load(name)
         scopes = [doc.get("permissions", {})] + [job.get("permissions", {}) for job in doc["jobs"].values()]
         assert not [s for s in scopes if WRITE & set(s.values())], name
@@ -241,7 +266,8 @@ def test_no_other_workflow_asks_to_write() -> None:
 def test_gpu_workflows_and_the_container_get_the_same_machine_key() -> None:
     """torch major.minor and the CUDA version are part of the machine key: the runner's baseline file must be the
     one the promotion writes and the container reads."""
-    gpu_env = [env_of(load(name), job) for name, job in ((PERF_GPU, "benchmarks"), (PROMOTE, "measure"))]
+    jobs = ((PERF_GPU, "benchmarks"), (PROMOTE, "measure"), (MULTI_GPU, "distributed"))
+    gpu_env = [env_of(load(name), job) for name, job in jobs]
     pins = {(e["TORCH_REQUIREMENT"], e["TORCHVISION_REQUIREMENT"], e["TORCH_INDEX_URL"]) for e in gpu_env}
     assert len(pins) == 1, pins
     ((torch_pin, _, index),) = pins
@@ -429,8 +455,8 @@ def test_zizmor_finds_nothing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("schema", "paths"),
     [
-        ("vendor.github-workflows", [WORKFLOWS / CI, WORKFLOWS / PERF_GPU, WORKFLOWS / PROMOTE]),
-        ("custom.github-workflows-require-timeout", [WORKFLOWS / CI, WORKFLOWS / PERF_GPU, WORKFLOWS / PROMOTE]),
+        ("vendor.github-workflows", [WORKFLOWS / name for name in (CI, PERF_GPU, PROMOTE, MULTI_GPU)]),
+        ("custom.github-workflows-require-timeout", [WORKFLOWS / name for name in (CI, PERF_GPU, PROMOTE, MULTI_GPU)]),
         ("vendor.compose-spec", [ROOT / "compose.yaml"]),
     ],
 )
