@@ -7,7 +7,6 @@ never mixed: each machine gets its own section. Pure logic plus file I/O (no pyt
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -140,18 +139,12 @@ def parse_run(doc: Any, path: Path) -> Run:
 
 def load_run(path: Path) -> Run:
     """Read one pytest-benchmark JSON file written by this suite."""
+    from trainperf.baseline import BaselineError, read_json
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(path, "no such file or directory") from None
-    except UnicodeDecodeError as exc:
-        raise ReportError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ReportError(path, f"cannot read ({exc.strerror or exc})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(path, f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        doc = read_json(path, what="file or directory")
+    except BaselineError as exc:
+        raise ReportError(path, str(exc).removeprefix(f"{path}: ")) from None
     return parse_run(doc, path)
 
 
