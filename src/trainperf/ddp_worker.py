@@ -168,7 +168,18 @@ def run(config: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
         "telemetry_rank": 0,
         "backend_flags": flags,
         "torch": torch.__version__,
+        "nccl_version": _nccl_version() if backend == "nccl" else None,
     }
+
+
+def _nccl_version() -> str | None:
+    import torch
+
+    try:
+        version = torch.cuda.nccl.version()
+    except Exception:  # a build without NCCL bindings: the version is unknown, not an error
+        return None
+    return ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
 
 
 def _write_atomic(path: Path, text: str) -> None:
