@@ -281,11 +281,12 @@ def kill_launch(proc: subprocess.Popen[Any], out: Path) -> list[int]:
     victims = [proc.pid, *descendants(proc.pid)] if running else []
     victims += _worker_pids(out, torchrun_running=running)
     victims = [p for p in dict.fromkeys(victims) if p == proc.pid or _alive(p)]
+    # torchrun and each worker lead their own session and process group: the group takes their children.
+    kills = [k for k in (getattr(os, "killpg", None), os.kill) if k is not None]  # no process groups on Windows
     for pid in victims:
-        # torchrun and each worker lead their own session and process group: the group takes their children.
-        for kill in (os.killpg, os.kill):
+        for kill in kills:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                kill(pid, signal.SIGKILL)
+                kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=KILL_WAIT_S)
     deadline = time.monotonic() + KILL_WAIT_S
