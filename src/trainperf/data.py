@@ -176,6 +176,16 @@ class SyntheticCIFAR10(Dataset):
         return f"SyntheticCIFAR10(num_images={self.num_images}, seed={self.seed}, transform={self.transform!r})"
 
 
+def training_set(data_dir: str | None, synthetic_images: int, seed: int) -> Dataset:
+    """CIFAR-10 from `data_dir` (DataError when it is unusable), else the synthetic set of `synthetic_images`
+    images drawn with `seed`, with the training transforms either way."""
+
+    transform = train_transform()
+    if data_dir is None:
+        return SyntheticCIFAR10(synthetic_images, seed=seed, transform=transform)
+    return load_cifar10(data_dir, transform=transform)
+
+
 def train_transform() -> Callable:
     """The standard CIFAR-10 augmentation: pad-4 random crop, horizontal flip, tensor, normalize."""
 

@@ -21,7 +21,6 @@ from typing import Any
 
 from trainperf.cases import Case
 
-STAGED_BATCHES = 4
 PEER_FAILED = "another rank failed its checks after the timed rounds"
 
 
@@ -64,15 +63,6 @@ def report_stage(out: Path, rank: int, stage: str) -> None:
     (out / f"rank{rank}.stage").write_text(stage, encoding="utf-8")
 
 
-def _dataset(config: dict[str, Any]) -> Any:
-    from trainperf import data
-
-    transform = data.train_transform()
-    if config["data_dir"] is None:
-        return data.SyntheticCIFAR10(config["synthetic_images"], seed=config["seed"], transform=transform)
-    return data.load_cifar10(config["data_dir"], transform=transform)
-
-
 def run(config: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
     """Build the case on this rank's device, wrap it in DistributedDataParallel and measure it."""
     import torch
@@ -85,7 +75,7 @@ def run(config: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
     from trainperf.mfu import utilisation
     from trainperf.models import build_model
     from trainperf.telemetry import Sampler, open_gpu
-    from trainperf.training import build_trainer, stage_batches
+    from trainperf.training import STAGED_BATCHES, build_trainer, stage_batches
 
     case = Case(**config["case"])
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
@@ -113,7 +103,7 @@ def run(config: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
     trainer = build_trainer(
         case, build_model(case.model), wrap=lambda m: DistributedDataParallel(m, device_ids=device_ids)
     )
-    dataset = _dataset(config)
+    dataset = data.training_set(config["data_dir"], config["synthetic_images"], config["seed"])
     batch = case.batch_size
 
     def rank_slice(ds: Any) -> DistributedSampler:

@@ -320,6 +320,15 @@ def _is_worker(pid: int, out: Path, *, torchrun_running: bool) -> bool:
     return b"trainperf.ddp_worker" in cmdline and json.dumps(str(out)).encode() in cmdline
 
 
+def _stat_fields(stat: Path) -> list[str] | None:
+    """The fields of a /proc/<pid>/stat after the command name (state first, then the parent pid), or None when
+    the process is gone."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -329,10 +338,8 @@ def _alive(pid: int) -> bool:
         return True
     stat = Path(f"/proc/{pid}/stat")
     if stat.exists():  # a zombie has exited; it only waits for its parent to reap it
-        try:
-            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except (OSError, IndexError):
-            return False
+        fields = _stat_fields(stat)
+        return bool(fields) and fields[0] != "Z"
     return True
 
 
@@ -340,11 +347,8 @@ def descendants(pid: int) -> list[int]:
     """Every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        if (fields := _stat_fields(stat)) is not None:
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
     found: list[int] = []
     todo = [pid]
     while todo:

@@ -101,6 +101,13 @@ def environment_info() -> dict[str, Any]:
     return info
 
 
+def visible_gpus() -> int:
+    """CUDA devices this process sees (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def mps_available() -> bool:
     import torch
 

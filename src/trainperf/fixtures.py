@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
     from trainperf.training import Trainer
 
-STAGED_BATCHES = 4
-
 
 @pytest.fixture(scope="session")
 def trainperf_settings(pytestconfig: pytest.Config) -> Settings:
@@ -33,13 +31,9 @@ def trainperf_dataset(trainperf_settings: Settings) -> Any:
     """CIFAR-10 from --trainperf-data-dir, else the synthetic CIFAR-shaped set, with the training transforms."""
     from trainperf import data
 
-    transform = data.train_transform()
-    if trainperf_settings.data_dir is None:
-        return data.SyntheticCIFAR10(
-            trainperf_settings.synthetic_images, seed=trainperf_settings.seed, transform=transform
-        )
+    s = trainperf_settings
     try:
-        return data.load_cifar10(trainperf_settings.data_dir, transform=transform)
+        return data.training_set(s.data_dir, s.synthetic_images, s.seed)
     except data.DataError as exc:
         pytest.exit(f"trainperf: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
@@ -90,7 +84,7 @@ def trainperf_trainer(
 ) -> Trainer:
     """The case's model, optimizer and step on its device, with a few real batches staged there."""
     from trainperf import data
-    from trainperf.training import build_trainer, stage_batches
+    from trainperf.training import STAGED_BATCHES, build_trainer, stage_batches
 
     case = trainperf_case
     check_runnable(case.device, trainperf_settings, case)

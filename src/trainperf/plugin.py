@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,6 +25,9 @@ from trainperf.fixtures import (  # noqa: F401  (fixtures are found by name on t
 )
 from trainperf.runner import RESULTS_KEY
 from trainperf.settings import SETTINGS_KEY, Settings, add_options
+
+if TYPE_CHECKING:
+    from trainperf.cases import Case
 
 MARKERS = {
     "cpu": "a trainperf case that runs on the CPU",
@@ -78,49 +81,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings: Settings = metafunc.config.stash[SETTINGS_KEY]
     name = names[0]
     if name == "trainperf_ddp_case":
-        metafunc.parametrize(name, _distributed_params(settings))
-        return
-    training = settings.cases(mps_available=_mps_possible())
-    if name == "trainperf_loader_case":
-        loader_cases = loader_matrix((c.device for c in training), settings.loader_workers)
-        params = [
-            pytest.param(c, id=c.id, marks=[getattr(pytest.mark, c.device), pytest.mark.dataloader])
-            for c in loader_cases
-        ]
+        from trainperf.environment import visible_gpus
+
+        distributed = settings.distributed_cases(gpus_per_node=visible_gpus())
+        params = [pytest.param(d, id=d.id, marks=[*_case_marks(d.case), pytest.mark.distributed]) for d in distributed]
     else:
-        selected = compile_matrix(training) if name == "trainperf_compile_case" else training
-        params = [
-            pytest.param(
-                c,
-                id=c.id,
-                marks=[
-                    getattr(pytest.mark, c.device),
-                    pytest.mark.compile if c.compiled else pytest.mark.eager,
-                ],
-            )
-            for c in selected
-        ]
+        training = settings.cases(mps_available=_mps_possible())
+        if name == "trainperf_loader_case":
+            loader_cases = loader_matrix((c.device for c in training), settings.loader_workers)
+            params = [
+                pytest.param(c, id=c.id, marks=[getattr(pytest.mark, c.device), pytest.mark.dataloader])
+                for c in loader_cases
+            ]
+        else:
+            selected = compile_matrix(training) if name == "trainperf_compile_case" else training
+            params = [pytest.param(c, id=c.id, marks=_case_marks(c)) for c in selected]
     if not params:
         params = [pytest.param(None, marks=pytest.mark.skip(reason=f"the case matrix has no case for {name}"))]
     metafunc.parametrize(name, params)
 
 
-def _distributed_params(settings: Settings) -> list[Any]:
-    import torch
-
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return [
-        pytest.param(
-            d,
-            id=d.id,
-            marks=[
-                getattr(pytest.mark, d.case.device),
-                pytest.mark.compile if d.case.compiled else pytest.mark.eager,
-                pytest.mark.distributed,
-            ],
-        )
-        for d in settings.distributed_cases(gpus_per_node=gpus)
-    ]
+def _case_marks(case: Case) -> list[pytest.MarkDecorator]:
+    return [getattr(pytest.mark, case.device), pytest.mark.compile if case.compiled else pytest.mark.eager]
 
 
 def _uses_trainperf(item: pytest.Item) -> bool:

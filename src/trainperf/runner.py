@@ -252,6 +252,7 @@ class Runner:
         import torch
 
         from trainperf import distributed
+        from trainperf.environment import visible_gpus
 
         s, case = self.settings, dcase.case
         if reason := dcase.unsupported_reason():
@@ -261,7 +262,7 @@ class Runner:
             pytest.skip("this torch build has no torch.distributed")
         if case.device == "cuda" and not torch.distributed.is_nccl_available():
             pytest.skip("this torch build has no NCCL backend")
-        gpus, cpus = (torch.cuda.device_count() if case.device == "cuda" else 0), distributed.usable_cpus()
+        gpus, cpus = visible_gpus(), distributed.usable_cpus()
         if reason := distributed.capacity_reason(dcase, gpus_per_node=gpus, cpus=cpus):
             pytest.skip(reason)
         # CPU ranks get the threads of the case's largest world size that fits here, at every world size.

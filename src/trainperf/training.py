@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 LEARNING_RATE = 3e-4
+# Real batches the step benchmarks keep on the device and cycle through (the same for every rank of a DDP run).
+STAGED_BATCHES = 4
 Batch = tuple["torch.Tensor", "torch.Tensor"]
 
 
