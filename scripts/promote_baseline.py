@@ -21,7 +21,7 @@ from pathlib import Path
 
 from trainperf import baseline as bl
 from trainperf.runs import RunError, SavedRun, load_run
-from trainperf.verdict import DEFAULT_ALPHA, DEFAULT_TOLERANCE, OK, compare, decidable
+from trainperf.verdict import DEFAULT_ALPHA, DEFAULT_TOLERANCE, REGRESSED, STALE, compare, decidable
 
 WRITTEN, REFUSED, BAD_INPUT = 0, 1, 2
 
@@ -94,7 +94,7 @@ def problems(runs: Sequence[SavedRun], *, tolerance: float, alpha: float, max_sp
                 )
                 continue
             row = compare(name, first, second, tolerance=tolerance, alpha=alpha)
-            if row.verdict != OK:
+            if row.verdict in (REGRESSED, STALE):  # only a significant difference
                 out.append(
                     f"not promoted: {name}: {b.source} {row.current:,.1f} img/s vs {a.source} "
                     f"{row.baseline:,.1f} img/s, "

@@ -334,8 +334,10 @@ def test_distributed_benchmarks_are_gated_like_the_others(ddp_suite):
     ws2 = next(name for name in doc["benchmarks"] if name.endswith("-ws2]"))
     assert len(doc["benchmarks"]) == 2 and ws2.startswith("test_ddp_train_step[cpu-")
     entry = doc["benchmarks"][ws2]
-    entry["samples"] = [v * 3 for v in entry["samples"]]
-    entry["img_per_s"] *= 3
+    # far beyond the round-to-round noise of two ranks sharing two cores (50% spread seen in CI), so that
+    # 3 vs 3 rounds separate completely, the only way so few rounds can be significant
+    entry["samples"] = [v * 50 for v in entry["samples"]]
+    entry["img_per_s"] *= 50
     path.write_text(json.dumps(doc))
     gated = ddp_suite.pytester.runpytest(*chosen, "--trainperf-world-sizes=2")
     assert gated.ret == 1, gated.stdout.str()

@@ -89,8 +89,8 @@ def test_record_then_clean_rerun_passes(gated, key):
 
 def test_inflated_baseline_fails_with_the_verdict_line(gated, key):
     def inflate(doc, entry):
-        entry["samples"] = [s * 1.2 for s in entry["samples"]]
-        entry["img_per_s"] *= 1.2
+        entry["samples"] = [s * 1.5 for s in entry["samples"]]
+        entry["img_per_s"] *= 1.5
 
     _recorded(gated, key, inflate)
     result = gated.run(*GATE)  # default tolerance, 5%

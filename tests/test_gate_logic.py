@@ -7,7 +7,7 @@ from pathlib import Path
 from trainperf import baseline as bl
 from trainperf.gate import Current, GateState, Reference, evaluate
 from trainperf.settings import Settings
-from trainperf.verdict import MISSING, NEW, OK, REGRESSED
+from trainperf.verdict import INCONCLUSIVE, MISSING, NEW, OK, REGRESSED
 
 NAME = "test_train_step[cpu-eager-fp32-contiguous-resnet18-b128-foreach]"
 BASE = tuple(1000.0 + i for i in range(10))
@@ -70,3 +70,15 @@ def test_update_records_and_does_not_fail_on_the_old_numbers(tmp_path):
     assert bl.load(tmp_path / "k.json").entries[NAME].img_per_s == BASE[5] * 0.5
     refused = evaluate(state, Settings(update_baselines=True), [_current(0.5)], session_failed=1)
     assert refused.exit_code == 4 and "1 case(s) failed" in refused.errors[0]
+
+
+def test_a_drop_the_rounds_cannot_confirm_is_shown_and_fails_strict(tmp_path):
+    # bimodal rounds: half 40% slower, half 5% faster; the estimate is a 20% drop, but p is about 0.5
+    samples = tuple(v * 0.6 for v in BASE[:5]) + tuple(v * 1.05 for v in BASE[5:])
+    noisy = Current(NAME, samples, sorted(samples)[5], 0.5, None, {})
+    outcome = evaluate(_state(tmp_path), Settings(), [noisy], 0)
+    assert [r.verdict for r in outcome.rows] == [INCONCLUSIVE] and outcome.exit_code == 0
+    assert outcome.notes[-1].startswith(f"{INCONCLUSIVE}: {NAME}: baseline k.json")
+    assert "rerun with more rounds" in outcome.notes[-1]
+    strict = evaluate(_state(tmp_path), Settings(strict=True), [noisy], 0)
+    assert strict.exit_code == 1 and strict.failures == [f"strict: {INCONCLUSIVE}: {NAME} (baseline k.json)"]

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from trainperf.verdict import MISSING, OK, REGRESSED, STALE, Comparison, compare, detection_rate, shift_ratio
+from trainperf.verdict import (
+    INCONCLUSIVE,
+    MISSING,
+    OK,
+    REGRESSED,
+    STALE,
+    Comparison,
+    compare,
+    detection_rate,
+    shift_ratio,
+)
 
 
 def test_shift_ratio_is_the_median_pairwise_ratio():
@@ -31,10 +41,22 @@ def test_drop_within_tolerance_is_ok_even_if_significant():
     assert row.verdict == OK and row.p_value < 0.05
 
 
-def test_large_but_not_significant_drop_is_ok():
-    # two rounds each cannot make a one-sided p below 0.05
-    row = compare("t", [1000.0, 1000.0], [800.0, 810.0])
-    assert row.change < -0.15 and row.p_value > 0.05 and row.verdict == OK
+def test_large_but_not_significant_drop_is_inconclusive_not_ok():
+    # 3 rounds a side that overlap: the estimate is a 40% drop, but one current round beats a baseline round
+    row = compare("t", [3000.0, 10000.0, 15000.0], [4000.0, 4800.0, 9000.0])
+    assert row.change < -0.3 and row.p_value > 0.05
+    assert row.verdict == INCONCLUSIVE and not row.failed
+    assert row.line().startswith(f"{INCONCLUSIVE}: t: baseline 10,000.0 img/s, current 4,800.0 img/s, change -")
+
+
+def test_noise_within_tolerance_is_ok_not_inconclusive():
+    row = compare("t", [1000.0, 1040.0, 960.0], [990.0, 1030.0, 950.0])
+    assert row.p_value > 0.05 and -0.05 < row.change < 0 and row.verdict == OK
+
+
+def test_large_but_not_significant_rise_is_ok():
+    row = compare("t", [4000.0, 4800.0, 9000.0], [3000.0, 10000.0, 15000.0])
+    assert row.change > 0.3 and row.p_value > 0.05 and row.verdict == OK
 
 
 def test_faster_beyond_tolerance_is_stale_not_a_failure():
@@ -48,7 +70,7 @@ def test_tolerance_and_alpha_are_honoured():
     cur = [v * 0.9 for v in base]
     assert compare("t", base, cur, tolerance=0.12).verdict == OK
     assert compare("t", base, cur, tolerance=0.05).verdict == REGRESSED
-    assert compare("t", base, cur, alpha=1e-9).verdict == OK
+    assert compare("t", base, cur, alpha=1e-9).verdict == INCONCLUSIVE
 
 
 def test_empty_samples_are_rejected():

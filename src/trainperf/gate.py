@@ -15,7 +15,7 @@ from trainperf import baseline as bl
 from trainperf.machine_key import machine_key
 from trainperf.runs import RunError, parse_run
 from trainperf.settings import Settings
-from trainperf.verdict import DEFAULT_TOLERANCE, MISSING, NEW, Comparison, compare, decidable
+from trainperf.verdict import DEFAULT_TOLERANCE, INCONCLUSIVE, MISSING, NEW, Comparison, compare, decidable
 
 
 class GateInputError(Exception):
@@ -171,6 +171,8 @@ def evaluate(state: GateState, settings: Settings, results: list[Current], sessi
             rows.append(row)
             if row.failed:
                 failures.append(row.line())
+            elif row.verdict == INCONCLUSIVE:
+                notes.append(f"{row.line()}; rerun with more rounds (--trainperf-rounds) or longer windows to decide")
     if state.committed is None:
         rows.extend(Comparison(name, NEW, current=cur.img_per_s, against="baseline") for name, cur in current.items())
     if settings.update_baselines:
@@ -182,7 +184,11 @@ def evaluate(state: GateState, settings: Settings, results: list[Current], sessi
     elif settings.strict:
         if state.committed is None:
             failures.append(f"strict: {state.note or 'no baseline'}; record one with --trainperf-update-baselines")
-        failures.extend(f"strict: {row.verdict}: {row.name} ({row.against})" for row in rows if row.verdict == MISSING)
+        failures.extend(
+            f"strict: {row.verdict}: {row.name} ({row.against})"
+            for row in rows
+            if row.verdict in (MISSING, INCONCLUSIVE)
+        )
     exit_code = 4 if errors else (1 if failures else 0)
     return Outcome(rows, failures, errors, notes, exit_code)
 

@@ -364,7 +364,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "strict",
         "",
-        "fail on benchmarks missing from the run and on a machine without a baseline",
+        "fail on benchmarks missing from the run, on inconclusive drops and on a machine without a baseline",
         "'1' or '0'",
         _on_off,
         "0",

@@ -5,7 +5,9 @@ A benchmark REGRESSED when both hold:
   log img/s samples (the median of all current/baseline pairwise ratios): robust to a stray slow round like a
   median, but nearly as precise as a mean, which is what lets 10 rounds separate a 5% tolerance from noise;
 - the drop is significant: a one-sided Mann-Whitney U test of "current rounds are slower" gives p <= alpha.
-Faster beyond the tolerance with the same evidence is "improved — baseline stale" (never a failure).
+Faster beyond the tolerance with the same evidence is "improved — baseline stale" (never a failure). A drop
+beyond the tolerance that is not significant is "inconclusive", never "ok": the rounds were too few or too noisy
+to tell, which a person must see (strict mode fails it).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 OK = "ok"
 REGRESSED = "REGRESSED"
 STALE = "improved — baseline stale"
+INCONCLUSIVE = "inconclusive — drop not significant"
 NEW = "new — no baseline"
 MISSING = "missing — in baseline but not run"
 
@@ -92,6 +95,8 @@ def compare(
         verdict = REGRESSED
     elif change > tolerance and significant:
         verdict = STALE
+    elif change < -tolerance:
+        verdict = INCONCLUSIVE
     else:
         verdict = OK
     return Comparison(
