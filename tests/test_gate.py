@@ -13,9 +13,10 @@ STEP = "test_train_step[cpu-eager-fp32-contiguous-tinymodel.tiny-b32-foreach]"
 # Ten windows of 30 steps: enough rounds for the test, short enough for a unit-test budget.
 GATE = ("-m", "cpu and train_step", "--trainperf-rounds=10", "--trainperf-steps=30", "--trainperf-warmup-steps=5")
 # For tests about something other than the verdict: a 1 ms step moves up to ~12% between in-process pytester
-# runs (42k then 37k img/s seen here), more than the default 5%. The default is exercised on realistic noise by
-# the simulation in test_verdict.py, and by the inflated-baseline test here.
-LOOSE = "--trainperf-tolerance=25%"
+# runs on a quiet machine (42k then 37k img/s seen here), more than the default 5%, and by 1.6x when two other
+# busy processes share the 2 cores. The default is exercised on realistic noise by the simulation in
+# test_verdict.py, and by the inflated-baseline test here.
+LOOSE = "--trainperf-tolerance=60%"
 
 
 def _glob(text: str) -> str:
@@ -107,22 +108,24 @@ def test_inflated_baseline_fails_with_the_verdict_line(gated, key):
 
 
 def test_faster_than_baseline_is_reported_stale_not_failed(gated, key):
-    _recorded(gated, key, lambda doc, entry: entry.update(samples=[s / 2.0 for s in entry["samples"]]))
+    # a tenth of the recorded rounds: far outside any noise of this machine, so every round is faster
+    _recorded(gated, key, lambda doc, entry: entry.update(samples=[s / 10.0 for s in entry["samples"]]))
     result = gated.run(*GATE)
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*improved — baseline stale*"])
 
 
-def _halved(doc, entry):
-    entry["samples"] = [s * 2.0 for s in entry["samples"]]
+def _fifth(doc, entry):
+    """The baseline 5x faster: current is 80% slower, a drop no machine noise fakes or hides."""
+    entry["samples"] = [s * 5.0 for s in entry["samples"]]
 
 
 def test_baseline_entry_tolerance_and_command_line_override(gated, key):
-    def halved_but_tolerated(doc, entry):
-        _halved(doc, entry)
+    def slower_but_tolerated(doc, entry):
+        _fifth(doc, entry)
         entry["tolerance"] = 0.9
 
-    _recorded(gated, key, halved_but_tolerated)
+    _recorded(gated, key, slower_but_tolerated)
     result = gated.run(*GATE)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines([f"*{G_STEP}*90.0%*ok*"])
@@ -130,8 +133,8 @@ def test_baseline_entry_tolerance_and_command_line_override(gated, key):
 
 
 def test_tolerance_marker_beats_the_baseline_file(gated, key):
-    _recorded(gated, key, lambda doc, entry: (_halved(doc, entry), doc.update(default_tolerance=0.9)))
-    assert gated.run(*GATE).ret == 0  # the file's default tolerates a halving
+    _recorded(gated, key, lambda doc, entry: (_fifth(doc, entry), doc.update(default_tolerance=0.9)))
+    assert gated.run(*GATE).ret == 0  # the file's default (90%) tolerates the 80% drop
     gated.pytester.makeconftest(
         ONE_THREAD
         + """
@@ -289,7 +292,7 @@ def test_benchmark_compare_gates_against_the_previous_run(gated):
     saved = next(where.rglob("0001_*.json"))
     doc = json.loads(saved.read_text())
     extra = doc["benchmarks"][0]["extra_info"]
-    extra["img_per_s_rounds"] = [s * 2 for s in extra["img_per_s_rounds"]]
+    extra["img_per_s_rounds"] = [s * 10 for s in extra["img_per_s_rounds"]]
     saved.write_text(json.dumps(doc))
     result = gated.run(*GATE, "--benchmark-compare=0001", storage, "--trainperf-tolerance=20%")
     assert "machine_info is different" not in result.stdout.str()

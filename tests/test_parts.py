@@ -178,6 +178,17 @@ def test_training_flops_and_peaks():
     assert peak_flops("Some Future GPU", "bf16", tf32=True) is None and peak_flops(None, "fp32", tf32=True) is None
 
 
+def test_a_small_models_throughput_is_not_rounded_to_zero():
+    from trainperf.mfu import utilisation
+
+    tiny = nn.Sequential(nn.Flatten(), nn.Linear(3072, 10))
+    case = Case("cpu", "eager", "fp32", "contiguous", "tiny", 32, "foreach")
+    out = utilisation(tiny, case, 7.0, tf32=True)  # 7 img/s of 122,880 FLOPs each: 8.6e-7 TFLOP/s
+    assert out["train_flops_per_image"] == 2 * 2 * 3072 * 10
+    assert out["achieved_tflops"] == pytest.approx(7.0 * 122_880 / 1e12, rel=1e-3) and out["achieved_tflops"] > 0
+    assert out["mfu"] is None and out["peak_tflops"] is None  # a CPU has no peak
+
+
 def test_busy_gpu_reasons():
     from trainperf.preflight import busy_reasons
 

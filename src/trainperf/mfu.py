@@ -84,7 +84,12 @@ def utilisation(model: nn.Module, case: Case, img_per_s_per_device: float, *, tf
     peak = peak_flops(gpu, case.precision, tf32)
     return {
         "train_flops_per_image": per_image,
-        "achieved_tflops": None if achieved is None else round(achieved / 1e12, 3),
+        "achieved_tflops": None if achieved is None else _significant(achieved / 1e12),
         "peak_tflops": None if peak is None else peak / 1e12,
-        "mfu": None if achieved is None or peak is None else round(achieved / peak, 4),
+        "mfu": None if achieved is None or peak is None else _significant(achieved / peak),
     }
+
+
+def _significant(value: float, digits: int = 4) -> float:
+    """``value`` to ``digits`` significant digits: a small model's 0.0004 TFLOP/s must not be recorded as 0."""
+    return float(f"{value:.{digits}g}")
