@@ -15,6 +15,7 @@ set -uo pipefail
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR [pytest args...]}
 shift
 mkdir -p "$out"
+out=$(cd "$out" && pwd) # absolute: the script works from the repository root
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export TRAINPERF_REQUIRE_CUDA=1

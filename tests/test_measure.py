@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -136,6 +138,61 @@ def test_recompilation_inside_timed_rounds_fails_the_case():
     with pytest.raises(measure.MeasurementError, match="during timed rounds"):
         measure.train_step(FakeBenchmark(), trainer, Sampler(gpu=None), warmup_steps=1, rounds=2, window_s=1.0, steps=2)
     torch._dynamo.reset()
+
+
+class Breaking(nn.Module):
+    """A linear model whose forward has a graph break in the middle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = nn.Linear(3 * 32 * 32, 10)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        torch._dynamo.graph_break()
+        return self.linear(x)
+
+
+def _compiled_step(trainer) -> None:
+    """Swap in a step through dynamo's eager backend (Dynamo's graphs and breaks, no C++ toolchain)."""
+    compiled = torch.compile(trainer.model, backend="eager")
+
+    def step(x, y):
+        loss = nn.functional.cross_entropy(compiled(x), y)
+        trainer.optimizer.zero_grad()
+        loss.backward()
+        trainer.optimizer.step()
+        return loss.detach()
+
+    trainer.step_fn = step
+
+
+def _quick_step_benchmark(trainer):
+    return measure.train_step(
+        FakeBenchmark(), trainer, Sampler(gpu=None), warmup_steps=2, rounds=2, window_s=1.0, steps=3
+    )
+
+
+def test_graph_breaks_are_this_cases_own_not_the_sessions_running_total():
+    torch._dynamo.reset()
+    breaking = _trainer(Breaking())
+    _compiled_step(breaking)
+    assert _quick_step_benchmark(breaking)["graph_breaks"] >= 1
+    # Dynamo's counters survive reset(): a later case must not inherit the earlier case's breaks
+    torch._dynamo.reset()
+    assert compile_counters()["graph_breaks"] >= 1
+    assert _quick_step_benchmark(_trainer(_tiny()))["graph_breaks"] == 0
+    torch._dynamo.reset()
+
+
+def test_a_compiled_case_that_compiled_nothing_is_rejected():
+    # A compile-mode case whose step never went through Dynamo (disabled, or its recompile limit hit) would
+    # report eager numbers under a compile label.
+    trainer = _trainer(_tiny())
+    trainer.case = dataclasses.replace(trainer.case, compile="default")
+    with pytest.raises(measure.MeasurementError, match="compiled no graph"):
+        _quick_step_benchmark(trainer)
 
 
 def test_dataloader_counts_images_per_round():

@@ -115,6 +115,11 @@ def test_unsupported_combination_is_skipped_with_reason(perf_suite):
         ("--trainperf-model=nosuchmod:make", "--trainperf-model: cannot import module 'nosuchmod'*"),
         ("--trainperf-tf32=maybe", "--trainperf-tf32: expected 'on' or 'off', got 'maybe'"),
         ("--trainperf-matrix=huge", "--trainperf-matrix: expected 'default' or 'full', got 'huge'"),
+        (
+            "--trainperf-batch-size=16,1024",
+            "--trainperf-batch-size 1024 is larger than the dataset (--trainperf-synthetic-images 512: 512 images)*",
+        ),
+        ("--trainperf-epoch-images=16", "--trainperf-batch-size 32 is larger than --trainperf-epoch-images 16*"),
     ],
 )
 def test_bad_option_is_a_usage_error(perf_suite, option, message):
@@ -162,9 +167,23 @@ def test_corrupt_cifar_directory_is_a_clear_error(perf_suite, tmp_path):
     root = write_cifar10(tmp_path / "cifar", images_per_batch=40)
     batch = root / "cifar-10-batches-py" / "data_batch_2"
     batch.write_bytes(batch.read_bytes()[:100])
-    result = perf_suite.run("-m", "cpu and train_step", f"--trainperf-data-dir={root}")
+    # The whole default selection, whose first tests (compile time, distributed) do not use the dataset fixture:
+    # the files are read before any test runs, so a damaged one fails at once instead of after minutes.
+    result = perf_suite.run(f"--trainperf-data-dir={root}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*trainperf: CIFAR-10 data in *data_batch_2*"])
+    result.stderr.fnmatch_lines(["*trainperf data dir: CIFAR-10 data in *cannot read data_batch_2*"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_batch_larger_than_the_real_cifar_directory_is_a_usage_error(perf_suite, tmp_path):
+    from cifar_files import write_cifar10
+
+    root = write_cifar10(tmp_path / "cifar", images_per_batch=4)
+    result = perf_suite.run(f"--trainperf-data-dir={root}", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*--trainperf-batch-size 32 is larger than the dataset (CIFAR-10 in {root}: 20 images)*"]
+    )
 
 
 def test_model_fixture_can_be_overridden(perf_suite, tmp_path):

@@ -16,11 +16,9 @@ from torchvision.datasets import CIFAR10
 
 from trainperf.datadir import (
     BASE_FOLDER,
-    META_FILE,
-    PIXELS,
     READ_ERRORS,
-    TRAIN_FILES,
     DataError,
+    check_cifar10_contents,
     check_cifar10_dir,
     data_error,
     unpickle,
@@ -32,6 +30,7 @@ __all__ = [
     "DataError",
     "DeviceResidentLoader",
     "SyntheticCIFAR10",
+    "check_cifar10_contents",
     "check_cifar10_dir",
     "load_cifar10",
     "make_loader",
@@ -42,31 +41,6 @@ CIFAR10_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-def _batch_problem(name: str, entry: Any) -> str | None:
-    """What is wrong with one unpickled data batch, or None when torchvision can use it."""
-
-    if not isinstance(entry, dict):
-        return f"{name} holds a {type(entry).__name__}, not a dict"
-    if "data" not in entry:
-        return f"{name} has no 'data' entry"
-    labels = entry.get("labels", entry.get("fine_labels"))
-    if labels is None:
-        return f"{name} has no 'labels' entry"
-    data = np.asarray(entry["data"])
-    if data.ndim != 2 or data.shape[1] != PIXELS:
-        return f"{name} 'data' has shape {data.shape}, not (N, {PIXELS})"
-    if not np.issubdtype(data.dtype, np.integer):
-        return f"{name} 'data' has dtype {data.dtype}, not uint8"
-    if data.size and (int(data.min()) < 0 or int(data.max()) > 255):
-        return f"{name} 'data' has values outside 0..255"
-    labels = np.asarray(labels)
-    if labels.shape != (len(data),):
-        return f"{name} has {len(data)} images but labels of shape {labels.shape}"
-    if labels.size and (not np.issubdtype(labels.dtype, np.integer) or int(labels.min()) < 0 or int(labels.max()) > 9):
-        return f"{name} has labels outside 0..9"
-    return None
 
 
 class _CIFAR10Files(CIFAR10):
@@ -91,23 +65,13 @@ def load_cifar10(root: str | os.PathLike[str], transform: Callable | None = None
     raises DataError naming the directory and the file.
     """
 
+    check_cifar10_contents(root)
     root_dir = check_cifar10_dir(root)
     batches_dir = root_dir / BASE_FOLDER
-    # Checked here, file by file, because torchvision stacks the batches before anyone can look: a batch
-    # with the wrong width can still reshape to whole images, and a bad file would go unnamed.
-    for name in TRAIN_FILES:
-        try:
-            problem = _batch_problem(name, unpickle(batches_dir / name))
-        except READ_ERRORS as exc:
-            raise data_error(batches_dir, f"cannot read {name} ({type(exc).__name__}: {exc})") from exc
-        if problem:
-            raise data_error(batches_dir, problem)
     try:
         dataset = _CIFAR10Files(str(root_dir), train=True, download=False, transform=transform)
     except READ_ERRORS as exc:
         raise data_error(batches_dir, f"torchvision cannot load it ({type(exc).__name__}: {exc})") from exc
-    if len(dataset.classes) != len(CIFAR10_CLASSES):
-        raise data_error(batches_dir, f"{META_FILE} names {len(dataset.classes)} classes, not 10")
     # Wider integer pixels passed the range check above; PIL needs uint8 and targets should be ints.
     dataset.data = np.ascontiguousarray(dataset.data, dtype=np.uint8)
     dataset.targets = [int(t) for t in dataset.targets]

@@ -1,5 +1,8 @@
-"""Where CIFAR-10 lives on disk, checked with the standard library only (the plugin runs this at configure
-time, and a pytest11 plugin must not import torch at import)."""
+"""Where CIFAR-10 lives on disk and whether its files are usable, checked before any benchmark runs.
+
+The plugin runs these checks while pytest configures, and a pytest11 plugin must not import torch: the module
+imports the standard library only, and the content check imports NumPy (the pickles hold NumPy arrays) when called.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 META_FILE = "batches.meta"
 EXPECTED = "expected torchvision's cifar-10-batches-py format"
 PIXELS = 3 * 32 * 32
+CLASSES = 10
 
 # What unpickling a damaged or foreign file can raise; anything else is a bug worth a traceback.
 READ_ERRORS = (
@@ -66,3 +70,61 @@ def unpickle(path: pathlib.Path) -> Any:
     # latin1 is how torchvision reads the Python 2 pickles the CIFAR-10 archive ships.
     with open(path, "rb") as f:
         return pickle.load(f, encoding="latin1")
+
+
+def _batch_problem(name: str, entry: Any) -> str | None:
+    """What is wrong with one unpickled data batch, or None when torchvision can use it."""
+    import numpy as np
+
+    if not isinstance(entry, dict):
+        return f"{name} holds a {type(entry).__name__}, not a dict"
+    if "data" not in entry:
+        return f"{name} has no 'data' entry"
+    labels = entry.get("labels", entry.get("fine_labels"))
+    if labels is None:
+        return f"{name} has no 'labels' entry"
+    data = np.asarray(entry["data"])
+    if data.ndim != 2 or data.shape[1] != PIXELS:
+        return f"{name} 'data' has shape {data.shape}, not (N, {PIXELS})"
+    if not np.issubdtype(data.dtype, np.integer):
+        return f"{name} 'data' has dtype {data.dtype}, not uint8"
+    if data.size and (int(data.min()) < 0 or int(data.max()) > 255):
+        return f"{name} 'data' has values outside 0..255"
+    labels = np.asarray(labels)
+    if labels.shape != (len(data),):
+        return f"{name} has {len(data)} images but labels of shape {labels.shape}"
+    if labels.size and (
+        not np.issubdtype(labels.dtype, np.integer) or int(labels.min()) < 0 or int(labels.max()) >= CLASSES
+    ):
+        return f"{name} has labels outside 0..{CLASSES - 1}"
+    return None
+
+
+def check_cifar10_contents(root: str | os.PathLike[str]) -> int:
+    """Check every training batch of the CIFAR-10 directory ``root`` for what torchvision needs; returns how many
+    training images it holds.
+
+    Each batch must unpickle to (N, 3072) pixels in 0..255 with N labels in 0..9, and the metadata must name
+    the 10 classes. Batches are checked file by file, because
+    torchvision stacks the batches before anyone can look (a batch of the wrong width can still reshape to
+    whole images, and a bad file would go unnamed). Raises DataError naming the directory and the file.
+    """
+    batches_dir = check_cifar10_dir(root) / BASE_FOLDER
+    images = 0
+    for name in TRAIN_FILES:
+        try:
+            entry = unpickle(batches_dir / name)
+            problem = _batch_problem(name, entry)
+        except READ_ERRORS as exc:
+            raise data_error(batches_dir, f"cannot read {name} ({type(exc).__name__}: {exc})") from exc
+        if problem:
+            raise data_error(batches_dir, problem)
+        images += len(entry["data"])
+    try:
+        meta = unpickle(batches_dir / META_FILE)
+    except READ_ERRORS as exc:
+        raise data_error(batches_dir, f"cannot read {META_FILE} ({type(exc).__name__}: {exc})") from exc
+    names = meta.get("label_names") if isinstance(meta, dict) else None
+    if not isinstance(names, (list, tuple)) or len(names) != CLASSES:
+        raise data_error(batches_dir, f"{META_FILE} must hold 'label_names', a list of {CLASSES} class names")
+    return images

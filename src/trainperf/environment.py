@@ -57,7 +57,7 @@ def cpu_model() -> str:
 
 @cache
 def environment_info() -> dict[str, Any]:
-    """Versions, devices and flags, JSON-safe; cached because NVML and CUDA queries are not free."""
+    """Versions and devices, JSON-safe; cached because NVML and CUDA queries are not free."""
     import torch
     import torchvision
 

@@ -73,13 +73,24 @@ def _check_training(loss_first: float, loss_last: float) -> None:
         )
 
 
-def _check_no_recompile(before: dict[str, int], after: dict[str, int]) -> None:
-    compiled = after["graphs"] - before["graphs"]
-    if compiled > 0:
+def _compile_outcome(trainer: Trainer, before_rounds: dict[str, int], after: dict[str, int]) -> dict[str, Any]:
+    """This case's graphs and graph breaks (Dynamo's counters are process-wide running totals); raises when
+    timed rounds compiled, or when a compiled case compiled nothing and so ran eagerly."""
+    at_build = trainer.counters_at_build
+    if not (after and before_rounds and at_build):  # no Dynamo counters on this torch
+        return {"graph_breaks": None, "recompiles_in_rounds": None}
+    in_rounds = after["graphs"] - before_rounds["graphs"]
+    if in_rounds > 0:
         raise MeasurementError(
-            f"torch.compile compiled {compiled} new graph(s) during timed rounds (recompilation or graph "
+            f"torch.compile compiled {in_rounds} new graph(s) during timed rounds (recompilation or graph "
             f"breaks on new inputs): the numbers include compilation"
         )
+    if trainer.case.compiled and after["graphs"] == at_build["graphs"]:
+        raise MeasurementError(
+            "torch.compile compiled no graph for this case: the model ran eagerly (Dynamo disabled, or its "
+            "recompile limit hit), so these would be eager numbers under a compile label"
+        )
+    return {"graph_breaks": after["graph_breaks"] - at_build["graph_breaks"], "recompiles_in_rounds": in_rounds}
 
 
 def _memory_start(device: torch.device) -> None:
@@ -114,17 +125,15 @@ def _training_outcome(
     trainer: Trainer, telemetry: Any, loss_first: float, counters_before: dict[str, int]
 ) -> dict[str, Any]:
     """Memory, telemetry, loss and recompilation of the timed rounds; raises when they cannot be trusted."""
-    counters_after = compile_counters()
+    compiled = _compile_outcome(trainer, counters_before, compile_counters())
     loss_last = _loss(trainer)
-    _check_no_recompile(counters_before, counters_after)
     _check_training(loss_first, loss_last)
     return {
         **_memory_peak(trainer.device, telemetry.rss_peak_mib),
         **telemetry.as_extra_info(),
         "loss_first": round(loss_first, 5),
         "loss_last": round(loss_last, 5),
-        "graph_breaks": counters_after["graph_breaks"],
-        "recompiles_in_rounds": counters_after["graphs"] - counters_before["graphs"],
+        **compiled,
     }
 
 

@@ -191,10 +191,12 @@ class Runner:
         batch = s.batch_size[0] if s.batch_size else 128
         limit = s.loader_batches * batch
         device = torch.device(case.device)
-        if case.workers is None:
-            loader: Any = data.DeviceResidentLoader(dataset, batch, device, seed=s.seed, limit=limit)
-        else:
-            loader = data.make_loader(
+
+        def build_loader() -> Any:
+            # Inside call_or_fail: the resident loader copies the whole dataset to the device.
+            if case.workers is None:
+                return data.DeviceResidentLoader(dataset, batch, device, seed=s.seed, limit=limit)
+            return data.make_loader(
                 dataset,
                 batch,
                 num_workers=case.workers,
@@ -203,11 +205,12 @@ class Runner:
                 seed=s.seed,
                 limit=limit,
             )
+
         self.benchmark.group = "dataloader"
         result = call_or_fail(
             f"dataloader[{case.id}]",
             lambda: measure.dataloader(
-                self.benchmark, loader, device, rounds=s.loader_rounds, non_blocking=case.pin_memory
+                self.benchmark, build_loader(), device, rounds=s.loader_rounds, non_blocking=case.pin_memory
             ),
             benchmark=self.benchmark,
         )

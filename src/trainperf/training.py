@@ -47,6 +47,9 @@ class Trainer:
     step_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     batches: Sequence[Batch] = ()
     last_loss: torch.Tensor | None = None
+    # Dynamo's running totals when the trainer was built: they are process-wide and survive
+    # ``torch._dynamo.reset()``, so a case's own graphs and graph breaks are the difference from these.
+    counters_at_build: dict[str, int] = field(default_factory=dict)
     _next: int = field(default=0, repr=False)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -84,6 +87,7 @@ def build_trainer(case: Case, model: nn.Module, wrap: Callable[[nn.Module], nn.M
     import torch
     import torch.nn.functional as F
 
+    counters_at_build = compile_counters()
     device = torch.device(case.device)
     model = model.to(device)
     if case.memory_format == "channels_last":
@@ -125,7 +129,9 @@ def build_trainer(case: Case, model: nn.Module, wrap: Callable[[nn.Module], nn.M
             optimizer.step()
         return loss.detach()
 
-    return Trainer(case=case, device=device, model=model, optimizer=optimizer, step_fn=step)
+    return Trainer(
+        case=case, device=device, model=model, optimizer=optimizer, step_fn=step, counters_at_build=counters_at_build
+    )
 
 
 def _cudagraph_step_marker() -> Callable[[], None]:
@@ -155,11 +161,11 @@ def stage_batches(trainer: Trainer, loader: Any, count: int) -> list[Batch]:
 
 
 def compile_counters() -> dict[str, int]:
-    """Dynamo's running totals of compiled graphs and graph breaks (zeros where unavailable)."""
+    """Dynamo's process-wide running totals of compiled graphs and graph breaks (empty where unavailable)."""
     try:
         from torch._dynamo.utils import counters
     except Exception:
-        return {"graphs": 0, "graph_breaks": 0}
+        return {}
     return {
         "graphs": int(counters["stats"].get("unique_graphs", 0)),
         "graph_breaks": int(sum(counters["graph_break"].values())),
