@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainperf import measure
+from trainperf import measure, training
 from trainperf.cases import Case
 from trainperf.telemetry import Sampler
 from trainperf.training import build_trainer, compile_counters
@@ -67,6 +67,29 @@ def test_train_step_times_windows_and_reports_training_progress():
     assert result["loss_last"] < result["loss_first"]
     assert result["step_ms"] > 0 and result["first_step_s"] > 0
     assert result["recompiles_in_rounds"] == 0
+
+
+def test_each_timed_window_synchronizes_the_device_once(monkeypatch):
+    # Per-step synchronization would cost ~13% on a launch-bound GPU: a window may wait for the device only at
+    # its end, whatever the number of steps in it.
+    syncs = []
+    for module in (measure, training):
+        monkeypatch.setattr(module, "synchronize", lambda device: syncs.append(device))
+    per_round = []
+
+    class Counting(FakeBenchmark):
+        def pedantic(self, target, **kwargs):
+            def counted():
+                before = len(syncs)
+                target()
+                per_round.append(len(syncs) - before)
+
+            super().pedantic(counted, **kwargs)
+
+    measure.train_step(
+        Counting(), _trainer(_tiny()), Sampler(gpu=None), warmup_steps=2, rounds=3, window_s=1.0, steps=7
+    )
+    assert per_round == [1, 1, 1]
 
 
 def test_calibration_fills_the_window():
