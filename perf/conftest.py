@@ -1,5 +1,5 @@
-"""perf/ runs report library warnings (a deprecation in a newer torch, NVML missing) instead of failing on them:
-the project's `filterwarnings = error` is for its own tests."""
+"""perf/ runs report library warnings (a deprecation in a newer torch, NVML missing) instead of failing on them,
+also when the caller's own filters turn warnings into errors (tests/conftest.py does, for the project's tests)."""
 
 from __future__ import annotations
 

@@ -26,6 +26,24 @@ import trainperf.training  # noqa: F401
 
 PERF_DIR = Path(__file__).parent.parent / "perf"
 
+# Warnings are errors in the project's own tests. Not in the ini file: there it would also apply to `pytest perf/`
+# outside its tests (collection, session end), where a library's warning (a deprecation in a newer torch, an old
+# pytest-benchmark's utcnow on Python 3.12) would stop a benchmark run or lose its JSON.
+WARNINGS_ARE_ERRORS = pytest.mark.filterwarnings(
+    "error",
+    # pytest-benchmark's notices ("fixture was not used") are information about the run, not defects.
+    "default::pytest_benchmark.logger.PytestBenchmarkWarning",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        if tests_dir in Path(item.path).parents:
+            # Prepended, so a test's own filterwarnings mark is applied after this one and wins.
+            item.add_marker(WARNINGS_ARE_ERRORS, append=False)
+
+
 TINY_MODEL = """
 import torch
 import torch.distributed  # noqa: F401

@@ -82,3 +82,26 @@ def test_a_drop_the_rounds_cannot_confirm_is_shown_and_fails_strict(tmp_path):
     assert "rerun with more rounds" in outcome.notes[-1]
     strict = evaluate(_state(tmp_path), Settings(strict=True), [noisy], 0)
     assert strict.exit_code == 1 and strict.failures == [f"strict: {INCONCLUSIVE}: {NAME} (baseline k.json)"]
+
+
+def test_a_gate_without_scipy_is_refused_before_any_benchmark_runs(tmp_path, monkeypatch):
+    import importlib.util
+
+    import pytest
+
+    from trainperf import gate
+
+    baselines = tmp_path / "baselines"
+    baselines.mkdir()
+    info = {"torch": "2.11.0", "cpu_model": "Test CPU", "cpu_count": 2}
+    key = gate.machine_key(info)
+    bl.write_atomic(bl.baseline_path(baselines, key), bl.Baseline(key, {NAME: bl.Entry(BASE[5], BASE)}))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "scipy" else real_find_spec(name, *a)
+    )
+    with pytest.raises(gate.GateInputError, match=r"needs scipy .* not installed"):
+        gate.prepare(Settings(baseline_dir=str(baselines)), tmp_path, info, [])
+    # Without anything to compare with, a run needs no statistics and goes ahead.
+    (tmp_path / "empty").mkdir()
+    assert gate.prepare(Settings(baseline_dir=str(tmp_path / "empty")), tmp_path, info, []).committed is None

@@ -218,6 +218,35 @@ def test_a_compiled_case_that_compiled_nothing_is_rejected():
         _quick_step_benchmark(trainer)
 
 
+def test_a_cuda_graph_mode_that_inductor_ran_without_cuda_graphs_is_flagged():
+    from torch._dynamo.utils import counters
+
+    from trainperf.table import row
+
+    trainer = _trainer(_tiny())
+    _compiled_step(trainer)
+    compiled_step = trainer.step_fn
+
+    def skipping_step(x, y):
+        # What Inductor does when it cannot graph the compiled code (it logs "skipping cudagraphs due to ...").
+        if not skipping_step.skipped:
+            counters["inductor"]["cudagraph_skips"] += 1
+            skipping_step.skipped = True
+        return compiled_step(x, y)
+
+    skipping_step.skipped = False
+    trainer.step_fn = skipping_step
+    # The case as a CUDA-graph case; the trainer itself stays on the CPU.
+    trainer.case = dataclasses.replace(trainer.case, device="cuda", compile="reduce-overhead")
+    torch._dynamo.reset()
+    result = _quick_step_benchmark(trainer)
+    assert result["cudagraph_skips"] == 1
+    assert "NO-CUDAGRAPHS" in row("test_train_step[x]", result)[-1]
+    # Modes without CUDA graphs have nothing to skip and record no such field.
+    assert "cudagraph_skips" not in _quick_step_benchmark(_trainer(_tiny()))
+    torch._dynamo.reset()
+
+
 def test_dataloader_counts_images_per_round():
     data = torch.utils.data.TensorDataset(torch.zeros(40, 3, 32, 32), torch.zeros(40, dtype=torch.long))
     loader = torch.utils.data.DataLoader(data, batch_size=8, drop_last=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -45,7 +46,10 @@ def test_backend_flags_are_set_and_recorded():
         flags = environment.apply_backend_flags(tf32=False, cudnn_benchmark=False)
         assert flags["cudnn_benchmark"] is False and flags["matmul_tf32"] is False and flags["cudnn_tf32"] is False
         assert flags["float32_matmul_precision"] == "highest"
+        # Inductor's conv templates read the legacy switch; it must not find the two APIs mixed.
+        assert torch.backends.cudnn.allow_tf32 is False
         flags = environment.apply_backend_flags(tf32=True, cudnn_benchmark=True)
+        assert torch.backends.cudnn.allow_tf32 is True
         assert flags == environment.backend_flags()
         assert flags["matmul_tf32"] and flags["cudnn_tf32"] and flags["cudnn_benchmark"]
     finally:
@@ -162,6 +166,22 @@ def test_compile_probe_failure_carries_the_child_error():
         cold_and_warm(case, warmup_steps=2, tf32=True, cudnn_benchmark=True, seed=0, timeout_s=120)
 
 
+def test_compile_probe_result_survives_a_model_that_prints(tmp_path, monkeypatch):
+    # The probe's numbers travel in a file: whatever the model, a library or the compiler prints is not parsed.
+    (tmp_path / "chatty.py").write_text(
+        "import atexit\n"
+        "from torch import nn\n"
+        "atexit.register(print, 'a library saying goodbye at exit')\n"
+        "def make(num_classes=10):\n"
+        "    print('building the model'); print('{not json')\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, num_classes))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    case = Case("cpu", "eager", "fp32", "contiguous", "chatty:make", 4, "foreach")
+    result = cold_and_warm(case, warmup_steps=2, tf32=True, cudnn_benchmark=True, seed=0, timeout_s=120)
+    assert result["steady_step_s"] > 0 and result["process_cold_s"] > 0
+
+
 def test_training_flops_and_peaks():
     from trainperf.mfu import math_mode, peak_flops, training_flops
 
@@ -198,3 +218,9 @@ def test_busy_gpu_reasons():
         "2 other process(es) compute on it (pid 4242, 77)",
         "it is already 93% busy",
     ]
+
+
+def test_warnings_are_errors_in_the_projects_own_tests():
+    # tests/conftest.py marks every test here; pytest perf/ keeps library warnings as warnings.
+    with pytest.raises(UserWarning, match="a defect"):
+        warnings.warn("a defect", UserWarning, stacklevel=1)

@@ -3,7 +3,8 @@
 In one process dynamo, AOTAutograd and Inductor keep in-memory caches that no public API clears, so a "cold"
 compile after another case would be warm.  Each probe is a new interpreter with ``TORCHINDUCTOR_CACHE_DIR``
 and ``TRITON_CACHE_DIR`` pointed at a directory: a fresh one for the cold run, the same one again for warm.
-Run as ``python -m trainperf.compile_time CASE_JSON``; prints one JSON line.
+Run as ``python -m trainperf.compile_time CASE_JSON RESULT_FILE``; writes its numbers as JSON to RESULT_FILE (not
+stdout, which a model, a library or a compiler may print on).
 """
 
 from __future__ import annotations
@@ -60,10 +61,11 @@ def run_probe(case: Case, cache_dir: Path, *, timeout_s: float, **kwargs: Any) -
     # The child must import what this process imports (a user's model factory included).
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     payload = json.dumps({"case": case.as_dict(), **kwargs})
+    result_file = cache_dir / f"probe-{time.monotonic_ns()}.json"
     start = time.perf_counter()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "trainperf.compile_time", payload],
+            [sys.executable, "-m", "trainperf.compile_time", payload, str(result_file)],
             env=env,
             capture_output=True,
             text=True,
@@ -76,7 +78,10 @@ def run_probe(case: Case, cache_dir: Path, *, timeout_s: float, **kwargs: Any) -
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
         raise CompileProbeError(f"compile probe for {case.id} exited with {done.returncode}:\n{tail}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    try:
+        result = json.loads(result_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CompileProbeError(f"compile probe for {case.id} exited 0 but left no result ({exc})") from None
     result["process_s"] = wall
     return result
 
@@ -101,7 +106,7 @@ def cold_and_warm(case: Case, *, timeout_s: float = 1800.0, **kwargs: Any) -> di
 def main(argv: list[str]) -> int:
     args = json.loads(argv[0])
     case = Case(**args.pop("case"))
-    print(json.dumps(probe(case, **args)))
+    Path(argv[1]).write_text(json.dumps(probe(case, **args)), encoding="utf-8")
     return 0
 
 

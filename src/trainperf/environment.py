@@ -6,6 +6,7 @@ import importlib.util
 import os
 import platform
 import shutil
+import warnings
 from functools import cache
 from typing import Any
 
@@ -20,7 +21,14 @@ def apply_backend_flags(*, tf32: bool, cudnn_benchmark: bool) -> dict[str, Any]:
     torch.set_float32_matmul_precision("high" if tf32 else "highest")
     conv = getattr(torch.backends.cudnn, "conv", None)
     if conv is not None and hasattr(conv, "fp32_precision"):
-        conv.fp32_precision = "tf32" if tf32 else "ieee"
+        # Reading the legacy allow_tf32 (Inductor's conv templates do) raises "a mix of the legacy and new APIs"
+        # unless the legacy switch, conv and RNN all agree: set all three.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a release that deprecates the legacy setter
+            torch.backends.cudnn.allow_tf32 = tf32
+        for op in (conv, getattr(torch.backends.cudnn, "rnn", None)):
+            if op is not None and hasattr(op, "fp32_precision"):
+                op.fp32_precision = "tf32" if tf32 else "ieee"
     else:
         torch.backends.cudnn.allow_tf32 = tf32
     return backend_flags()

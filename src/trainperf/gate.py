@@ -6,6 +6,7 @@ feeds it plain values and turns its outcome into an exit status and a summary.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,12 @@ def prepare(settings: Settings, rootdir: Path, info: dict[str, Any], compared_do
     state = GateState(key=key, info=info, baseline_path=path, committed=committed, note=note)
     for source, doc in compared_docs:
         state.previous_runs.append(_compared_reference(source, doc, key, settings.allow_mismatch))
+    if (state.committed or state.previous_runs) and importlib.util.find_spec("scipy") is None:
+        # Said now, not as an ImportError after every benchmark has run.
+        raise GateInputError(
+            f"the regression gate compares with {(state.committed or state.previous_runs[0]).path} and needs scipy "
+            f"(a dependency of trainperf), which is not installed; install trainperf with pip, or pip install scipy"
+        )
     return state
 
 

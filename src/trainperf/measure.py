@@ -74,8 +74,8 @@ def _check_training(loss_first: float, loss_last: float) -> None:
 
 
 def _compile_outcome(trainer: Trainer, before_rounds: dict[str, int], after: dict[str, int]) -> dict[str, Any]:
-    """This case's graphs and graph breaks (Dynamo's counters are process-wide running totals); raises when
-    timed rounds compiled, or when a compiled case compiled nothing and so ran eagerly."""
+    """This case's graph breaks, recompilations and (CUDA-graph modes) CUDA-graph skips, from process-wide running
+    totals; raises when timed rounds compiled, or when a compiled case compiled nothing and so ran eagerly."""
     at_build = trainer.counters_at_build
     if not (after and before_rounds and at_build):  # no Dynamo counters on this torch
         return {"graph_breaks": None, "recompiles_in_rounds": None}
@@ -90,7 +90,12 @@ def _compile_outcome(trainer: Trainer, before_rounds: dict[str, int], after: dic
             "torch.compile compiled no graph for this case: the model ran eagerly (Dynamo disabled, or its "
             "recompile limit hit), so these would be eager numbers under a compile label"
         )
-    return {"graph_breaks": after["graph_breaks"] - at_build["graph_breaks"], "recompiles_in_rounds": in_rounds}
+    outcome = {"graph_breaks": after["graph_breaks"] - at_build["graph_breaks"], "recompiles_in_rounds": in_rounds}
+    if trainer.case.cudagraphs:
+        # Flagged, not failed: this is what the mode does for this model on this torch, and a release that starts
+        # skipping shows up as a slower number with the reason beside it.
+        outcome["cudagraph_skips"] = after["cudagraph_skips"] - at_build["cudagraph_skips"]
+    return outcome
 
 
 def _memory_start(device: torch.device) -> None:

@@ -36,6 +36,7 @@ NUMBERS = (
     "world_size",
     "img_per_s_per_device",
     "scaling_efficiency",
+    "cudagraph_skips",
 )
 LOADER_KEYS = ("num_workers", "pin_memory", "resident")
 TRAINING_KINDS = ("train_step", "epoch")
@@ -264,15 +265,20 @@ def training_frame(run: Run) -> pd.DataFrame:
         "achieved_tflops",
         "peak_mem_mib",
     ]
-    step = _of_kind(frame, "train_step")[["case_id", *step_cols, "noisy", "throttled"]]
+    step = _of_kind(frame, "train_step")[["case_id", *step_cols, "noisy", "throttled", "cudagraph_skips"]]
     epoch = _of_kind(frame, "epoch")[["case_id", "epoch_s", "img_per_s", "peak_mem_mib", "noisy", "throttled"]]
     epoch = epoch.rename(columns={c: f"epoch_{c}" for c in ("img_per_s", "peak_mem_mib", "noisy", "throttled")})
     table = cases.merge(step, on="case_id", how="left").merge(epoch, on="case_id", how="left")
     table["peak_mem_mib"] = table[["peak_mem_mib", "epoch_peak_mem_mib"]].max(axis=1)
     table["flags"] = [
-        _flags(step_noisy=a, epoch_noisy=b, throttled=_true(c) or _true(d))
-        for a, b, c, d in zip(
-            table["noisy"], table["epoch_noisy"], table["throttled"], table["epoch_throttled"], strict=True
+        _flags(step_noisy=a, epoch_noisy=b, throttled=_true(c) or _true(d), cudagraph_skips=e)
+        for a, b, c, d, e in zip(
+            table["noisy"],
+            table["epoch_noisy"],
+            table["throttled"],
+            table["epoch_throttled"],
+            table["cudagraph_skips"],
+            strict=True,
         )
     ]
     return _with_speedups(table.drop(columns=["epoch_peak_mem_mib"]))
@@ -282,8 +288,15 @@ def _true(value: Any) -> bool:
     return not missing(value) and bool(value)
 
 
-def _flags(*, step_noisy: Any = None, epoch_noisy: Any = None, throttled: Any = None) -> str:
-    named = (("NOISY", step_noisy), ("NOISY(epoch)", epoch_noisy), ("THROTTLED", throttled))
+def _flags(
+    *, step_noisy: Any = None, epoch_noisy: Any = None, throttled: Any = None, cudagraph_skips: Any = None
+) -> str:
+    named = (
+        ("NOISY", step_noisy),
+        ("NOISY(epoch)", epoch_noisy),
+        ("THROTTLED", throttled),
+        ("NO-CUDAGRAPHS", cudagraph_skips),
+    )
     return ",".join(flag for flag, value in named if _true(value))
 
 

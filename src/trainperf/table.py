@@ -36,6 +36,8 @@ def row(name: str, extra: dict[str, Any]) -> tuple[str, ...]:
         flags.append("NOISY")
     if extra.get("throttled"):
         flags.append("THROTTLED")
+    if extra.get("cudagraph_skips"):
+        flags.append("NO-CUDAGRAPHS")
     compile_s = extra.get("compile_s", extra.get("compile_cold_s"))
     if "compile_warm_s" in extra:
         compile_s_text = f"{_num(extra.get('compile_cold_s'), 1)}/{_num(extra.get('compile_warm_s'), 1)} c/w"

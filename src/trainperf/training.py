@@ -161,7 +161,8 @@ def stage_batches(trainer: Trainer, loader: Any, count: int) -> list[Batch]:
 
 
 def compile_counters() -> dict[str, int]:
-    """Dynamo's process-wide running totals of compiled graphs and graph breaks (empty where unavailable)."""
+    """Dynamo's and Inductor's process-wide running totals of compiled graphs, graph breaks and CUDA-graph skips
+    (empty where unavailable)."""
     try:
         from torch._dynamo.utils import counters
     except Exception:
@@ -169,4 +170,6 @@ def compile_counters() -> dict[str, int]:
     return {
         "graphs": int(counters["stats"].get("unique_graphs", 0)),
         "graph_breaks": int(sum(counters["graph_break"].values())),
+        # Inductor skips CUDA graphs (mutated inputs, CPU tensors, dynamic shapes...) with only a log line.
+        "cudagraph_skips": int(counters["inductor"].get("cudagraph_skips", 0)),
     }
