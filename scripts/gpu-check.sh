@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Prove the CUDA paths on a GPU machine where torch, torchvision, pytest, pytest-benchmark and nvidia-ml-py are
-# preinstalled: installs nothing, runs the suite offline from the source tree, writes JSON and a log into the
+# preinstalled: installs nothing, runs the CUDA suite offline from the source tree, writes JSON and a log into the
 # output directory, and prints a short table last.
 #
 #   scripts/gpu-check.sh OUT_DIR [extra pytest args...]
+#   PHASES="steps steps" scripts/gpu-check.sh OUT_DIR      # the step benchmarks twice, back to back
 #
-# Three phases, each with its own JSON, so a time limit hit in a later one still leaves the earlier numbers:
-#   1. training steps and compile time (the headline numbers),
-#   2. data-parallel training under torchrun with NCCL, world sizes 1..visible GPUs,
-#   3. whole epochs and the DataLoader grid.
+# Phases, each its own pytest run and JSON file (N-NAME.json, in the order given), so a time limit hit in a later
+# one still leaves the earlier numbers. CUDA cases only: the CPU cases are what every laptop and CI run proves.
+#   steps     training-step throughput of the default CUDA cases (the headline numbers)
+#   compile   torch.compile time, cold and warm cache, each in a fresh process
+#   ddp       data-parallel training under torchrun with NCCL, world sizes 1..visible GPUs
+#   pipeline  whole epochs through the DataLoader, and the DataLoader grid
+# PHASES defaults to "steps compile ddp pipeline". A phase named twice runs twice; the second run of "steps" is
+# compared with the first (median img/s change per case, target <= 2%) by scripts/back_to_back.py.
 # TRAINPERF_REQUIRE_CUDA=1 makes "no GPU" (or no CUDA case selected) an error: this cannot pass by skipping.
-# PHASES=1 runs the first phase only, PHASES=2 the first two.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR [pytest args...]}
 shift
@@ -28,24 +32,50 @@ log="$out/gpu-check.log"
   "$python" -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())'
 } 2>&1 | tee "$log"
 
-status=0
-phase() {
-  local name=$1 marks=$2
-  shift 2
-  local start=$SECONDS
-  "$python" -m pytest perf/ -p no:cacheprovider -rsfE -m "$marks" --benchmark-json="$out/$name.json" "$@" 2>&1 \
-    | tee -a "$log"
-  local rc=${PIPESTATUS[0]}
-  echo "phase $name ($marks) exited $rc after $((SECONDS - start)) s" | tee -a "$log"
-  ((rc == 0)) || status=$rc
+marks_of() {
+  case $1 in
+    steps) echo "cuda and train_step" ;;
+    compile) echo "cuda and compile_time" ;;
+    ddp) echo "distributed and cuda" ;;
+    pipeline) echo "cuda and (epoch or dataloader)" ;;
+    *) return 1 ;;
+  esac
 }
 
-phases=${PHASES:-3}
-phase steps "train_step or compile_time" "$@"
-((phases >= 2)) && phase ddp "distributed and cuda" "$@"
-((phases >= 3)) && phase pipeline "epoch or dataloader" "$@"
-
-for json in "$out/steps.json" "$out/ddp.json" "$out/pipeline.json"; do
-  [[ -s $json ]] && "$python" -m trainperf.table "$json" | tee -a "$out/table.txt"
+phases=${PHASES:-steps compile ddp pipeline}
+for name in $phases; do
+  marks_of "$name" >/dev/null || {
+    echo "gpu-check: unknown phase '$name' in PHASES; expected steps, compile, ddp or pipeline" | tee -a "$log"
+    exit 2
+  }
 done
+
+status=0
+n=0
+jsons=()
+for name in $phases; do
+  n=$((n + 1))
+  marks=$(marks_of "$name")
+  json="$out/$n-$name.json"
+  start=$SECONDS
+  "$python" -m pytest perf/ -p no:cacheprovider -rsfE -m "$marks" --benchmark-json="$json" "$@" 2>&1 | tee -a "$log"
+  rc=${PIPESTATUS[0]}
+  echo "phase $n-$name ($marks) exited $rc after $((SECONDS - start)) s" | tee -a "$log"
+  ((rc == 0)) || status=$rc
+  [[ -s $json ]] && jsons+=("$json")
+done
+
+for json in "${jsons[@]}"; do
+  echo "== $(basename "$json")" | tee -a "$out/table.txt"
+  "$python" -m trainperf.table "$json" | tee -a "$out/table.txt"
+done
+steps=()
+for json in "${jsons[@]}"; do
+  [[ $json == *-steps.json ]] && steps+=("$json")
+done
+if ((${#steps[@]} >= 2)); then
+  echo "== back to back: ${steps[0]##*/} then ${steps[1]##*/}" | tee -a "$out/table.txt"
+  "$python" scripts/back_to_back.py "${steps[0]}" "${steps[1]}" | tee -a "$out/table.txt"
+  ((PIPESTATUS[0] == 0)) || status=1
+fi
 exit "$status"

@@ -1,0 +1,67 @@
+"""Run-to-run stability: the median img/s of each benchmark in two runs of the same suite on the same machine.
+
+    python scripts/back_to_back.py FIRST.json SECOND.json [--target 0.02]
+
+Prints, for every throughput benchmark in both files, the two medians and the relative change, then the largest
+change. Exits 1 when that is above the target (the issue's "median img/s spread across back-to-back runs <= 2%
+on a GPU"), 2 on bad input. Standard library only: it runs where scipy is not installed (the GPU check machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def medians(path: Path) -> dict[str, float]:
+    """``img_per_s`` of each benchmark in a pytest-benchmark JSON file that has one."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read a JSON document ({exc})") from None
+    benchmarks = doc.get("benchmarks") if isinstance(doc, dict) else None
+    if not isinstance(benchmarks, list):
+        raise ValueError(f"{path}: not pytest-benchmark output (no 'benchmarks' list)")
+    out: dict[str, float] = {}
+    for bench in benchmarks:
+        extra: Any = bench.get("extra_info") if isinstance(bench, dict) else None
+        value = extra.get("img_per_s") if isinstance(extra, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            out[str(bench.get("name"))] = float(value)
+    return out
+
+
+def compare(first: dict[str, float], second: dict[str, float]) -> list[tuple[str, float, float, float]]:
+    """(name, first, second, relative change) for the benchmarks both runs have, in the first run's order."""
+    return [(name, a, second[name], second[name] / a - 1.0) for name, a in first.items() if name in second]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("first", type=Path)
+    parser.add_argument("second", type=Path)
+    parser.add_argument("--target", type=float, default=0.02, help="largest allowed |change| (default 0.02)")
+    args = parser.parse_args(argv)
+    try:
+        rows = compare(medians(args.first), medians(args.second))
+    except ValueError as exc:
+        print(f"back_to_back: {exc}", file=sys.stderr)
+        return 2
+    if not rows:
+        print(f"back_to_back: {args.first} and {args.second} share no throughput benchmark", file=sys.stderr)
+        return 2
+    width = max(len(name) for name, *_ in rows)
+    print(f"{'benchmark':<{width}}  {'first':>10}  {'second':>10}  {'change':>7}")
+    for name, a, b, change in rows:
+        print(f"{name:<{width}}  {a:>10,.1f}  {b:>10,.1f}  {change:>+7.2%}")
+    worst = max(abs(change) for *_, change in rows)
+    verdict = "within" if worst <= args.target else "ABOVE"
+    print(f"largest change {worst:.2%}: {verdict} the {args.target:.0%} target ({len(rows)} benchmarks)")
+    return 0 if worst <= args.target else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
