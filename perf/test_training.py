@@ -11,5 +11,5 @@ def test_train_step(trainperf_runner, trainperf_trainer):
 
 
 @pytest.mark.epoch
-def test_epoch(trainperf_runner, trainperf_trainer, trainperf_dataset):
-    trainperf_runner.epoch(trainperf_trainer, trainperf_dataset)
+def test_epoch(trainperf_runner, trainperf_trainer, trainperf_epoch_loader):
+    trainperf_runner.epoch(trainperf_trainer, trainperf_epoch_loader)

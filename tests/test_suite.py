@@ -57,6 +57,8 @@ def test_cpu_suite_runs_and_records_metrics(perf_suite, tmp_path):
     assert min(rates) <= epoch["img_per_s"] <= max(rates)
     assert epoch["img_per_s_rounds"] == pytest.approx(rates, rel=1e-3)
     assert epoch["config"]["drop_last"] is True and epoch["config"]["num_workers"] == 0
+    assert epoch["config"]["dataset_images"] == 128 and epoch["config"]["pin_memory"] is False
+    assert epoch["config"]["optimizer_class"] == step["config"]["optimizer_class"] == "torch.optim.adam.Adam"
     loader = benches["test_dataloader[cpu-w0-nopin]"]["extra_info"]
     assert loader["images_per_round"] == 64 and loader["img_per_s"] > 0
     assert benches["test_dataloader[cpu-resident]"]["extra_info"]["config"]["resident"] is True
@@ -184,6 +186,35 @@ def test_a_batch_larger_than_the_real_cifar_directory_is_a_usage_error(perf_suit
     result.stderr.fnmatch_lines(
         [f"*--trainperf-batch-size 32 is larger than the dataset (CIFAR-10 in {root}: 20 images)*"]
     )
+
+
+def test_optimizer_and_epoch_loader_fixtures_can_be_overridden(perf_suite, tmp_path):
+    perf_suite.pytester.makeconftest(
+        """
+        import pytest
+        import torch
+
+        @pytest.fixture
+        def trainperf_optimizer():
+            return lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9)
+
+        @pytest.fixture
+        def trainperf_epoch_loader(trainperf_case, trainperf_dataset):
+            subset = torch.utils.data.Subset(trainperf_dataset, range(96))
+            return torch.utils.data.DataLoader(subset, batch_size=trainperf_case.batch_size, drop_last=True)
+        """
+    )
+    out = tmp_path / "result.json"
+    result = perf_suite.run("-m", "cpu and (train_step or epoch)", f"--benchmark-json={out}")
+    result.assert_outcomes(passed=2)
+    _, benches = _benchmarks(out)
+    step = benches[f"test_train_step[{TINY_ID}]"]["extra_info"]
+    epoch = benches[f"test_epoch[{TINY_ID}]"]["extra_info"]
+    assert step["config"]["optimizer_class"] == epoch["config"]["optimizer_class"] == "torch.optim.sgd.SGD"
+    assert step["loss_last"] < step["loss_first"]
+    # recorded as the loader is: 96 images, 3 whole batches of 32, no workers, not pinned
+    assert epoch["images_per_epoch"] == 96
+    assert epoch["config"]["dataset_images"] == 96 and epoch["config"]["num_workers"] == 0
 
 
 def test_model_fixture_can_be_overridden(perf_suite, tmp_path):

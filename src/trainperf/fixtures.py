@@ -5,6 +5,7 @@ Any of them can be overridden in a conftest.py (a tiny ``trainperf_model`` for t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -14,10 +15,20 @@ from trainperf.cases import Case, DistributedCase, LoaderCase
 from trainperf.runner import Runner, call_or_fail, check_runnable, release_device_memory
 from trainperf.settings import SETTINGS_KEY, Settings
 
+# The CPU epoch's default subset: a whole CIFAR-10 epoch takes minutes on a laptop core.
+CPU_EPOCH_IMAGES = 5120
+
+
+def _auto_workers(device: str) -> int:
+    """Loader workers when --trainperf-num-workers is not given: none on CPU (they would compete with training
+    for the cores), up to 8 beside a GPU."""
+    return 0 if device == "cpu" else min(8, os.cpu_count() or 1)
+
+
 if TYPE_CHECKING:
     from torch import nn
 
-    from trainperf.training import Trainer
+    from trainperf.training import OptimizerFactory, Trainer
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +90,21 @@ def trainperf_model(trainperf_case: Case, trainperf_settings: Settings) -> Itera
 
 
 @pytest.fixture
+def trainperf_optimizer(trainperf_case: Case) -> OptimizerFactory:
+    """Builds the case's optimizer from the model's parameters (already on the device): Adam, lr 3e-4, in the
+    case's implementation (fused, foreach or for-loop). Override it to benchmark another optimizer."""
+    from trainperf.training import make_optimizer
+
+    return lambda params: make_optimizer(trainperf_case, params)
+
+
+@pytest.fixture
 def trainperf_trainer(
-    trainperf_case: Case, trainperf_model: nn.Module, trainperf_dataset: Any, trainperf_settings: Settings
+    trainperf_case: Case,
+    trainperf_model: nn.Module,
+    trainperf_optimizer: OptimizerFactory,
+    trainperf_dataset: Any,
+    trainperf_settings: Settings,
 ) -> Trainer:
     """The case's model, optimizer and step on its device, with a few real batches staged there."""
     from trainperf import data
@@ -90,7 +114,7 @@ def trainperf_trainer(
     check_runnable(case.device, trainperf_settings, case)
 
     def build() -> Trainer:
-        trainer = build_trainer(case, trainperf_model)
+        trainer = build_trainer(case, trainperf_model, optimizer=trainperf_optimizer)
         loader = data.make_loader(
             trainperf_dataset, case.batch_size, seed=trainperf_settings.seed, limit=case.batch_size * STAGED_BATCHES
         )
@@ -98,6 +122,29 @@ def trainperf_trainer(
         return trainer
 
     return call_or_fail(f"setup of {case.id}", build)
+
+
+@pytest.fixture
+def trainperf_epoch_loader(trainperf_case: Case, trainperf_dataset: Any, trainperf_settings: Settings) -> Any:
+    """The DataLoader of the case's epoch benchmark: shuffled, drop_last, persistent workers
+    (``--trainperf-num-workers``, else by device), pinned memory on CUDA, and on CPU the first
+    ``--trainperf-epoch-images`` images (5,120 by default) so a laptop run stays short. Override it to measure
+    another input pipeline; what is recorded is read off the loader."""
+    from trainperf import data
+
+    s, case = trainperf_settings, trainperf_case
+    check_runnable(case.device, s, case)
+    workers = s.num_workers if s.num_workers is not None else _auto_workers(case.device)
+    limit = s.epoch_images if s.epoch_images is not None else (CPU_EPOCH_IMAGES if case.device == "cpu" else None)
+    return data.make_loader(
+        trainperf_dataset,
+        case.batch_size,
+        num_workers=workers,
+        pin_memory=case.device == "cuda",
+        persistent_workers=True,  # applies only with workers
+        seed=s.seed,
+        limit=limit,
+    )
 
 
 @pytest.fixture

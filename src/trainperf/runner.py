@@ -105,6 +105,12 @@ def call_or_fail(what: str, fn: Callable[[], T], *, benchmark: Any = None) -> T:
     pytest.fail(message, pytrace=False)
 
 
+def _trainer_config(trainer: Trainer) -> dict[str, Any]:
+    """The case, and the optimizer class actually used (the ``trainperf_optimizer`` fixture can replace Adam)."""
+    optimizer = type(trainer.optimizer)
+    return {**trainer.case.as_dict(), "optimizer_class": f"{optimizer.__module__}.{optimizer.__qualname__}"}
+
+
 class Runner:
     """Runs one measurement for a test and files its numbers in the benchmark's extra_info."""
 
@@ -135,27 +141,24 @@ class Runner:
             benchmark=self.benchmark,
         )
         return self._record(
-            "train_step", trainer.case.id, trainer.case.as_dict(), {**result, **self._mfu(trainer, result)}
+            "train_step", trainer.case.id, _trainer_config(trainer), {**result, **self._mfu(trainer, result)}
         )
 
-    def epoch(self, trainer: Trainer, dataset: Any) -> dict[str, Any]:
-        """Whole epochs of ``trainer``'s case through the real DataLoader."""
-        from trainperf import data, measure
+    def epoch(self, trainer: Trainer, loader: Any) -> dict[str, Any]:
+        """Whole epochs of ``trainer``'s case through ``loader`` (the ``trainperf_epoch_loader`` fixture's)."""
+        from trainperf import measure
 
         s, case = self.settings, trainer.case
-        workers = s.num_workers if s.num_workers is not None else _auto_workers(case.device)
-        pin = case.device == "cuda"
-        limit = s.epoch_images if s.epoch_images is not None else (5120 if case.device == "cpu" else None)
-        # persistent_workers applies only with workers; shuffled, drop_last: the defaults of make_loader.
-        loader = data.make_loader(
-            dataset,
-            case.batch_size,
-            num_workers=workers,
-            pin_memory=pin,
-            persistent_workers=True,
-            seed=s.seed,
-            limit=limit,
-        )
+        # Read off the loader itself, so an overridden loader is recorded as it is.
+        pin = bool(getattr(loader, "pin_memory", False))
+        dataset = getattr(loader, "dataset", None)
+        loader_info = {
+            "num_workers": getattr(loader, "num_workers", None),
+            "pin_memory": pin,
+            "persistent_workers": bool(getattr(loader, "persistent_workers", False)),
+            "drop_last": getattr(loader, "drop_last", None),
+            "dataset_images": len(dataset) if hasattr(dataset, "__len__") else None,
+        }
         self.benchmark.group = "epoch"
         result = call_or_fail(
             f"epoch[{case.id}]",
@@ -165,19 +168,12 @@ class Runner:
                 loader,
                 make_sampler(trainer.device, s),
                 rounds=s.epoch_rounds,
-                non_blocking=pin,
+                non_blocking=pin and trainer.device.type == "cuda",
             ),
             benchmark=self.benchmark,
         )
-        loader_info = {
-            "num_workers": workers,
-            "pin_memory": pin,
-            "persistent_workers": workers > 0,
-            "drop_last": True,
-            "epoch_images_limit": limit,
-        }
         return self._record(
-            "epoch", case.id, {**case.as_dict(), **loader_info}, {**result, **self._mfu(trainer, result)}
+            "epoch", case.id, {**_trainer_config(trainer), **loader_info}, {**result, **self._mfu(trainer, result)}
         )
 
     def dataloader(self, case: LoaderCase, dataset: Any) -> dict[str, Any]:
@@ -375,9 +371,3 @@ def tolerance_marker(node: pytest.Item) -> float | None:
             f"between 0 and 1, got {marker.args!r}",
             pytrace=False,
         )
-
-
-def _auto_workers(device: str) -> int:
-    import os
-
-    return 0 if device == "cpu" else min(8, os.cpu_count() or 1)

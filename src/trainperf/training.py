@@ -79,10 +79,19 @@ class Trainer:
         return x, y.to(self.device, non_blocking=non_blocking)
 
 
-def build_trainer(case: Case, model: nn.Module, wrap: Callable[[nn.Module], nn.Module] | None = None) -> Trainer:
+OptimizerFactory = Callable[[Any], "torch.optim.Optimizer"]
+
+
+def build_trainer(
+    case: Case,
+    model: nn.Module,
+    wrap: Callable[[nn.Module], nn.Module] | None = None,
+    optimizer: OptimizerFactory | None = None,
+) -> Trainer:
     """Move ``model`` to the case's device and format, wrap it in torch.compile if asked, and build the step.
 
     ``wrap`` (DistributedDataParallel, for instance) is applied on the device, before torch.compile.
+    ``optimizer`` builds the optimizer from the parameters on the device; by default the case's Adam.
     """
     import torch
     import torch.nn.functional as F
@@ -95,7 +104,7 @@ def build_trainer(case: Case, model: nn.Module, wrap: Callable[[nn.Module], nn.M
     model.train()
     if wrap is not None:
         model = wrap(model)
-    optimizer = make_optimizer(case, model.parameters())
+    optim = optimizer(model.parameters()) if optimizer is not None else make_optimizer(case, model.parameters())
     forward: Callable[..., torch.Tensor] = model
     if case.compiled:
         # A fresh dynamo cache per case: otherwise each new module instance adds guards until the
@@ -119,18 +128,18 @@ def build_trainer(case: Case, model: nn.Module, wrap: Callable[[nn.Module], nn.M
             mark_step()
         with autocast():
             loss = F.cross_entropy(forward(x), y)
-        optimizer.zero_grad(set_to_none=True)
+        optim.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
-            scaler.step(optimizer)
+            scaler.step(optim)
             scaler.update()
         else:
             loss.backward()
-            optimizer.step()
+            optim.step()
         return loss.detach()
 
     return Trainer(
-        case=case, device=device, model=model, optimizer=optimizer, step_fn=step, counters_at_build=counters_at_build
+        case=case, device=device, model=model, optimizer=optim, step_fn=step, counters_at_build=counters_at_build
     )
 
 
