@@ -173,12 +173,14 @@ def test_two_gloo_ranks_return_global_throughput():
     assert not _workers_alive()
 
 
-def test_compiled_ddp_splits_at_buckets_and_compiles_only_in_warm_up():
+def test_compiled_ddp_compiles_a_graph_and_only_in_warm_up():
     compiled = Case("cpu", "default", "fp32", "contiguous", "ddp_models:wide", 8, "foreach")
     result = distributed.launch(DistributedCase(compiled, 2), CONFIG).result
     assert result is not None
-    # the worker fails the case on a recompile in the rounds or a loss that does not go down; compilation
-    # happened, and only in the warm-up
+    # the worker fails the case on a recompile in the rounds, a loss that does not go down, or no graph at all
+    # (torch.compile(DDP(model)) compiled none on torch 2.14; DDP(compiled) does). DDPOptimizer splits the
+    # 42 MB model's graph at DDP's 25 MB buckets inside that one Dynamo graph; compilation is in the warm-up only.
+    assert result["graphs"] >= 1
     assert result["recompiles_in_rounds"] == 0 and result["loss_last"] < result["loss_first"]
     assert result["first_step_s"] > 5 * result["step_ms"] / 1e3
 

@@ -144,7 +144,7 @@ def run(config: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
     dist.destroy_process_group()
     per_device = result["img_per_s"] / world_size
     # Per device, after every collective; the FLOPs of the model inside the DDP wrapper (counted on a copy).
-    mfu = utilisation(trainer.model.module, case, per_device, tf32=config["tf32"]) if rank == 0 else {}
+    mfu = utilisation(trainer.model, case, per_device, tf32=config["tf32"]) if rank == 0 else {}
     return {
         **result,
         **mfu,

@@ -78,7 +78,7 @@ def _compile_outcome(trainer: Trainer, before_rounds: dict[str, int], after: dic
     totals; raises when timed rounds compiled, or when a compiled case compiled nothing and so ran eagerly."""
     at_build = trainer.counters_at_build
     if not (after and before_rounds and at_build):  # no Dynamo counters on this torch
-        return {"graph_breaks": None, "recompiles_in_rounds": None}
+        return {"graphs": None, "graph_breaks": None, "recompiles_in_rounds": None}
     in_rounds = after["graphs"] - before_rounds["graphs"]
     if in_rounds > 0:
         raise MeasurementError(
@@ -90,7 +90,11 @@ def _compile_outcome(trainer: Trainer, before_rounds: dict[str, int], after: dic
             "torch.compile compiled no graph for this case: the model ran eagerly (Dynamo disabled, or its "
             "recompile limit hit), so these would be eager numbers under a compile label"
         )
-    outcome = {"graph_breaks": after["graph_breaks"] - at_build["graph_breaks"], "recompiles_in_rounds": in_rounds}
+    outcome = {
+        "graphs": after["graphs"] - at_build["graphs"],
+        "graph_breaks": after["graph_breaks"] - at_build["graph_breaks"],
+        "recompiles_in_rounds": in_rounds,
+    }
     if trainer.case.cudagraphs:
         # Flagged, not failed: this is what the mode does for this model on this torch, and a release that starts
         # skipping shows up as a slower number with the reason beside it.

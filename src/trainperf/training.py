@@ -90,7 +90,8 @@ def build_trainer(
 ) -> Trainer:
     """Move ``model`` to the case's device and format, wrap it in torch.compile if asked, and build the step.
 
-    ``wrap`` (DistributedDataParallel, for instance) is applied on the device, before torch.compile.
+    ``wrap`` (DistributedDataParallel, for instance) is applied on the device, around the compiled module.
+    ``Trainer.model`` is the plain module either way.
     ``optimizer`` builds the optimizer from the parameters on the device; by default the case's Adam.
     """
     import torch
@@ -102,8 +103,6 @@ def build_trainer(
     if case.memory_format == "channels_last":
         model = model.to(memory_format=torch.channels_last)
     model.train()
-    if wrap is not None:
-        model = wrap(model)
     optim = optimizer(model.parameters()) if optimizer is not None else make_optimizer(case, model.parameters())
     forward: Callable[..., torch.Tensor] = model
     if case.compiled:
@@ -111,6 +110,11 @@ def build_trainer(
         # recompile limit silently drops later cases to eager.
         torch._dynamo.reset()
         forward = torch.compile(model, mode=None if case.compile == "default" else case.compile)
+    if wrap is not None:
+        # Compiled first, then wrapped: Dynamo graph-breaks in DDP's own forward and, on some releases, then
+        # compiles nothing of torch.compile(DDP(model)) (pytorch#140416). DDP(compiled) is still split at DDP's
+        # buckets, because DDPOptimizer looks for the DDP module active around the compiled call.
+        forward = wrap(forward)
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(case.precision)
     scaler = torch.amp.GradScaler("cuda") if case.precision == "fp16" else None
