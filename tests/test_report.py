@@ -252,6 +252,18 @@ def _bad_number(tmp_path: Path) -> Path:
     return write_json(tmp_path / "bad_number.json", run)
 
 
+def _malformed_machine(tmp_path: Path) -> Path:
+    run = doc(CPU_RUN)
+    run["machine_info"]["trainperf"].update(cuda_available=True, gpu_name=["not", "a", "name"])
+    return write_json(tmp_path / "malformed.json", run)
+
+
+def _no_machine(tmp_path: Path) -> Path:
+    run = doc(CPU_RUN)
+    del run["machine_info"]["trainperf"]
+    return write_json(tmp_path / "no_machine.json", run)
+
+
 def _bad_file_in_history(tmp_path: Path) -> Path:
     history = tmp_path / "benchmarks"
     shutil.copytree(HISTORY, history)
@@ -267,6 +279,9 @@ BAD_INPUTS = {
     "a-list": (lambda tmp: write_json(tmp / "x.json", [1, 2]), "not pytest-benchmark output"),
     "no-trainperf": (_no_trainperf, "no trainperf benchmarks (no 'trainperf_kind' in any extra_info)"),
     "bad-number": (_bad_number, "img_per_s must be a number or null, got 'fast'"),
+    # the gate's and promotion's document check, with their wording
+    "malformed-machine": (_malformed_machine, "machine_info.trainperf is malformed; cannot compute its machine key"),
+    "no-machine": (_no_machine, "no machine_info.trainperf; this run was not recorded by the trainperf suite"),
     "empty-dir": (lambda tmp: mkdir(tmp / "empty"), "no *.json files in this directory"),
 }
 

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from trainperf.cases import AXES
-from trainperf.machine_key import machine_key
+from trainperf.runs import RunError, read_document
 
 FORMATS = ("text", "markdown", "csv")
 NUMBERS = (
@@ -66,12 +66,13 @@ class Run:
     path: Path
     when: datetime
     info: dict[str, Any]  # machine_info["trainperf"]
+    key: str  # its machine key
     commit: dict[str, Any]
     benchmarks: tuple[Benchmark, ...]
 
     @property
     def machine_identity(self) -> tuple[str, str, str]:
-        return machine_key(self.info), str(self.info.get("gpu_name") or ""), str(self.info.get("cpu_model") or "")
+        return self.key, str(self.info.get("gpu_name") or ""), str(self.info.get("cpu_model") or "")
 
 
 @dataclass(frozen=True)
@@ -123,19 +124,20 @@ def _when(value: Any, path: Path) -> datetime:
 
 
 def parse_run(doc: Any, path: Path) -> Run:
-    """Validate a decoded pytest-benchmark document; every problem is a ReportError naming ``path``."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise ReportError(path, "not pytest-benchmark output (no 'benchmarks' list)")
-    found = (_benchmark(raw, i, path) for i, raw in enumerate(doc["benchmarks"]))
+    """Validate a decoded pytest-benchmark document; every problem is a ReportError naming ``path``.
+
+    The document itself is checked as the gate and promotion check it (``runs.read_document``); the report then
+    keeps every trainperf benchmark, compile time and loaders included, and needs the run's date.
+    """
+    try:
+        document = read_document(doc, str(path))
+    except RunError as exc:
+        raise ReportError(path, str(exc).removeprefix(f"{path}: ")) from None
+    found = (_benchmark(raw, i, path) for i, raw in enumerate(document.benchmarks))
     benchmarks = tuple(b for b in found if b is not None)
     if not benchmarks:
         raise ReportError(path, "no trainperf benchmarks (no 'trainperf_kind' in any extra_info)")
-    machine_info = doc.get("machine_info")
-    info = machine_info.get("trainperf") if isinstance(machine_info, dict) else None
-    if not isinstance(info, dict):
-        raise ReportError(path, "no machine_info.trainperf (was the run made without the trainperf plugin?)")
-    commit = doc.get("commit_info") if isinstance(doc.get("commit_info"), dict) else {}
-    return Run(path, _when(doc.get("datetime"), path), info, commit, benchmarks)
+    return Run(path, _when(doc.get("datetime"), path), document.info, document.key, document.commit, benchmarks)
 
 
 def load_run(path: Path) -> Run:

@@ -38,9 +38,18 @@ class SavedRun:
     results: dict[str, Throughput]
 
 
-def parse_run(doc: Any, source: str) -> SavedRun:
-    """Validate a decoded pytest-benchmark document and keep its trainperf throughput benchmarks (compile-time
-    and foreign benchmarks carry no img/s rounds and are left out)."""
+@dataclass(frozen=True)
+class Document:
+    """What every reader of a saved run needs from its pytest-benchmark document, checked in one place."""
+
+    benchmarks: list[Any]
+    info: dict[str, Any]  # machine_info["trainperf"]
+    key: str
+    commit: dict[str, Any]
+
+
+def read_document(doc: Any, source: str) -> Document:
+    """The benchmarks list, trainperf's machine info and its machine key; RunError naming ``source`` otherwise."""
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
         raise RunError(f"{source}: not pytest-benchmark output (no 'benchmarks' list)")
     machine = doc.get("machine_info")
@@ -51,8 +60,16 @@ def parse_run(doc: Any, source: str) -> SavedRun:
         key = machine_key(info)
     except (AttributeError, TypeError):
         raise RunError(f"{source}: machine_info.trainperf is malformed; cannot compute its machine key") from None
+    commit = doc.get("commit_info")
+    return Document(doc["benchmarks"], info, key, commit if isinstance(commit, dict) else {})
+
+
+def parse_run(doc: Any, source: str) -> SavedRun:
+    """Validate a decoded pytest-benchmark document and keep its trainperf throughput benchmarks (compile-time
+    and foreign benchmarks carry no img/s rounds and are left out)."""
+    document = read_document(doc, source)
     results: dict[str, Throughput] = {}
-    for bench in doc["benchmarks"]:
+    for bench in document.benchmarks:
         if not isinstance(bench, dict):
             raise RunError(f"{source}: a benchmark entry is not an object")
         extra = bench.get("extra_info")
@@ -63,14 +80,13 @@ def parse_run(doc: Any, source: str) -> SavedRun:
             raise RunError(f"{source}: a benchmark has no name")
         if name in results:
             raise RunError(f"{source}: benchmark {name} appears twice")
-        results[name] = _throughput(source, key, name, extra)
-    commit_info = doc.get("commit_info")
-    commit = commit_info.get("id") if isinstance(commit_info, dict) else None
+        results[name] = _throughput(source, document.key, name, extra)
+    commit = document.commit.get("id")
     date = doc.get("datetime")
     return SavedRun(
         source=source,
-        key=key,
-        info=info,
+        key=document.key,
+        info=document.info,
         commit=commit if isinstance(commit, str) else None,
         date=date if isinstance(date, str) else None,
         results=results,
