@@ -90,6 +90,16 @@ def test_error_rates_on_realistic_noise(drop, low, high):
     assert low <= rate <= high
 
 
+def test_verdict_rates_cover_every_outcome_and_few_rounds_leave_drops_undecided():
+    from trainperf.verdict import verdict_rates
+
+    rates = verdict_rates(drop=0.07, cv=0.04, rounds=3, trials=300, seed=2)
+    assert sum(rates.values()) == pytest.approx(1.0)
+    # 3 rounds a side often cannot confirm a real 7% drop: it is inconclusive (never "ok" when beyond tolerance)
+    assert rates[INCONCLUSIVE] > 0.05 and rates[REGRESSED] > 0.3
+    assert verdict_rates(drop=0.07, cv=0.04, rounds=10, trials=300, seed=2)[INCONCLUSIVE] < 0.02
+
+
 def test_too_few_rounds_are_recognised():
     from trainperf.verdict import decidable, smallest_p
 

@@ -112,7 +112,7 @@ def compare(
     )
 
 
-def detection_rate(
+def verdict_rates(
     *,
     drop: float,
     cv: float,
@@ -121,16 +121,21 @@ def detection_rate(
     tolerance: float = DEFAULT_TOLERANCE,
     alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
-) -> float:
-    """Share of ``trials`` simulated comparisons flagged REGRESSED when throughput truly fell by ``drop``
-    (0 for clean runs), with log-normal round-to-round noise of coefficient of variation ``cv``."""
+) -> dict[str, float]:
+    """Share of ``trials`` simulated comparisons given each verdict when throughput truly fell by ``drop`` (0 for
+    clean runs), with log-normal round-to-round noise of coefficient of variation ``cv``."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     sigma = math.sqrt(math.log1p(cv**2))
-    flagged = 0
+    counts = {OK: 0, REGRESSED: 0, INCONCLUSIVE: 0, STALE: 0}
     for _ in range(trials):
         base = 1000.0 * np.exp(rng.normal(0.0, sigma, rounds))
         cur = 1000.0 * (1.0 - drop) * np.exp(rng.normal(0.0, sigma, rounds))
-        flagged += compare("sim", base.tolist(), cur.tolist(), tolerance=tolerance, alpha=alpha).failed
-    return flagged / trials
+        counts[compare("sim", base.tolist(), cur.tolist(), tolerance=tolerance, alpha=alpha).verdict] += 1
+    return {verdict: n / trials for verdict, n in counts.items()}
+
+
+def detection_rate(**kwargs: float) -> float:
+    """Share of simulated comparisons flagged REGRESSED (see ``verdict_rates`` for the arguments)."""
+    return verdict_rates(**kwargs)[REGRESSED]  # type: ignore[arg-type]
