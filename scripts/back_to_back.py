@@ -4,7 +4,9 @@
 
 Prints, for every throughput benchmark in both files, the two medians and the relative change, then the largest
 change. Exits 1 when that is above the target (the issue's "median img/s spread across back-to-back runs <= 2%
-on a GPU"), 2 on bad input. Standard library only: it runs where scipy is not installed (the GPU check machine).
+on a GPU") or when a benchmark is in one run only (a case that failed or was skipped in the other would leave
+the verdict to the survivors), 2 on bad input. Standard library only: it runs where scipy is not installed (the
+GPU check machine).
 """
 
 from __future__ import annotations
@@ -46,10 +48,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--target", type=float, default=0.02, help="largest allowed |change| (default 0.02)")
     args = parser.parse_args(argv)
     try:
-        rows = compare(medians(args.first), medians(args.second))
+        first, second = medians(args.first), medians(args.second)
     except ValueError as exc:
         print(f"back_to_back: {exc}", file=sys.stderr)
         return 2
+    rows = compare(first, second)
     if not rows:
         print(f"back_to_back: {args.first} and {args.second} share no throughput benchmark", file=sys.stderr)
         return 2
@@ -60,7 +63,15 @@ def main(argv: list[str]) -> int:
     worst = max(abs(change) for *_, change in rows)
     verdict = "within" if worst <= args.target else "ABOVE"
     print(f"largest change {worst:.2%}: {verdict} the {args.target:.0%} target ({len(rows)} benchmarks)")
-    return 0 if worst <= args.target else 1
+    only = [
+        (name, path)
+        for names, other, path in ((first, second, args.first), (second, first, args.second))
+        for name in names
+        if name not in other
+    ]
+    for name, path in only:
+        print(f"only in {path}: {name}")
+    return 0 if worst <= args.target and not only else 1
 
 
 if __name__ == "__main__":

@@ -53,10 +53,12 @@ done
 status=0
 n=0
 jsons=()
+: >"$out/table.txt"
 for name in $phases; do
   n=$((n + 1))
   marks=$(marks_of "$name")
   json="$out/$n-$name.json"
+  rm -f "$json" # a reused OUT_DIR must not lend this phase an earlier run's numbers
   start=$SECONDS
   "$python" -m pytest perf/ -p no:cacheprovider -rsfE -m "$marks" --benchmark-json="$json" "$@" 2>&1 | tee -a "$log"
   rc=${PIPESTATUS[0]}
@@ -65,12 +67,12 @@ for name in $phases; do
   [[ -s $json ]] && jsons+=("$json")
 done
 
-for json in "${jsons[@]}"; do
+for json in ${jsons[@]+"${jsons[@]}"}; do
   echo "== $(basename "$json")" | tee -a "$out/table.txt"
   "$python" -m trainperf.table "$json" | tee -a "$out/table.txt"
 done
 steps=()
-for json in "${jsons[@]}"; do
+for json in ${jsons[@]+"${jsons[@]}"}; do
   [[ $json == *-steps.json ]] && steps+=("$json")
 done
 if ((${#steps[@]} >= 2)); then

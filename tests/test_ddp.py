@@ -400,6 +400,17 @@ def test_bad_distributed_options_are_usage_errors(ddp_suite, args, message):
     result.stderr.fnmatch_lines([message])
 
 
+def test_each_process_must_find_a_batch_in_its_shard(ddp_suite):
+    # 2 processes of batch 64 need 128 images: each stages whole batches from its half of the dataset.
+    args = ("--collect-only", "-m", "distributed and cpu", "--trainperf-world-sizes=2", "--trainperf-batch-size=64")
+    result = ddp_suite.pytester.runpytest(*args, "--trainperf-synthetic-images=100")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(
+        ["*-ws2?: batch 64 per process x 2 processes needs 128 images, more than the dataset's 100*"]
+    )
+    assert ddp_suite.pytester.runpytest(*args, "--trainperf-synthetic-images=128").ret == 0
+
+
 def test_environment_variables_configure_a_multi_node_run(ddp_suite, monkeypatch):
     monkeypatch.setenv("TRAINPERF_NNODES", "2")
     monkeypatch.setenv("TRAINPERF_RDZV_ENDPOINT", "node0:29500")

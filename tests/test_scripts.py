@@ -66,6 +66,24 @@ def test_back_to_back_reports_each_change_and_holds_the_target(tmp_path):
     assert "largest change 5.00%: ABOVE the 2% target" in done.stdout
 
 
+def test_back_to_back_fails_when_a_benchmark_is_missing_from_one_run(tmp_path):
+    first = _run_doc(tmp_path, "a.json", {"step[a]": 1000.0, "step[b]": 2000.0})
+    lost = _run_doc(tmp_path, "b.json", {"step[a]": 1000.0})
+    done = _back_to_back(str(first), str(lost))
+    assert done.returncode == 1
+    assert "largest change 0.00%: within" in done.stdout and f"only in {first}: step[b]" in done.stdout
+
+
+def test_gpu_check_does_not_reuse_an_earlier_runs_json(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = _run_doc(out, "1-steps.json", {"step[a]": 1000.0})
+    (out / "table.txt").write_text("an earlier table\n")
+    done = _run_gpu_check(tmp_path, "out", "steps")
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR
+    assert not stale.exists() and (out / "table.txt").read_text() == ""
+
+
 def test_back_to_back_bad_input_is_one_line(tmp_path):
     good = _run_doc(tmp_path, "a.json", {"step[a]": 1000.0})
     other = _run_doc(tmp_path, "b.json", {"step[z]": 1000.0})

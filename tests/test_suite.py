@@ -117,11 +117,6 @@ def test_unsupported_combination_is_skipped_with_reason(perf_suite):
         ("--trainperf-model=nosuchmod:make", "--trainperf-model: cannot import module 'nosuchmod'*"),
         ("--trainperf-tf32=maybe", "--trainperf-tf32: expected 'on' or 'off', got 'maybe'"),
         ("--trainperf-matrix=huge", "--trainperf-matrix: expected 'default' or 'full', got 'huge'"),
-        (
-            "--trainperf-batch-size=16,1024",
-            "--trainperf-batch-size 1024 is larger than the dataset (--trainperf-synthetic-images 512: 512 images)*",
-        ),
-        ("--trainperf-epoch-images=16", "--trainperf-batch-size 32 is larger than --trainperf-epoch-images 16*"),
     ],
 )
 def test_bad_option_is_a_usage_error(perf_suite, option, message):
@@ -129,6 +124,38 @@ def test_bad_option_is_a_usage_error(perf_suite, option, message):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{message}*"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--trainperf-batch-size=16,1024",),
+            "trainperf: test_train_step?cpu-*-b1024-*?: batch 1024 needs 1024 images, more than the dataset's 512 "
+            "(--trainperf-synthetic-images 512); lower --trainperf-batch-size or use more images (and * more)",
+        ),
+        (
+            ("-m", "epoch", "--trainperf-epoch-images=16"),
+            "trainperf: test_epoch?cpu-*-b32-*?: batch 32 needs 32 images, more than the epoch's 16 "
+            "(--trainperf-epoch-images; 5,120 by default on CPU)*",
+        ),
+        (
+            ("-m", "dataloader", "--trainperf-batch-size=600"),
+            "trainperf: test_dataloader?cpu-w0-nopin?: batch 600 needs 600 images, more than the dataset's 512*",
+        ),
+    ],
+)
+def test_a_batch_the_data_cannot_fill_stops_the_run_before_any_test(perf_suite, args, message):
+    result = perf_suite.run(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines([f"*{message}*"])
+    assert "passed" not in result.stdout.str() and "Traceback" not in result.stdout.str()
+
+
+def test_only_selected_benchmarks_are_checked_against_the_data(perf_suite):
+    # A small epoch subset is no problem when no epoch benchmark is selected.
+    result = perf_suite.run("-m", "train_step and cpu", "--trainperf-epoch-images=16", "--collect-only")
+    assert result.ret == 0, result.stdout.str()
 
 
 def test_ini_and_env_values_are_used_and_cli_wins(perf_suite, monkeypatch):
@@ -173,7 +200,8 @@ def test_corrupt_cifar_directory_is_a_clear_error(perf_suite, tmp_path):
     # the files are read before any test runs, so a damaged one fails at once instead of after minutes.
     result = perf_suite.run(f"--trainperf-data-dir={root}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*trainperf data dir: CIFAR-10 data in *cannot read data_batch_2*"])
+    result.stdout.fnmatch_lines(["*trainperf data dir: CIFAR-10 data in *cannot read data_batch_2*"])
+    assert "passed" not in result.stdout.str()
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
@@ -181,11 +209,9 @@ def test_a_batch_larger_than_the_real_cifar_directory_is_a_usage_error(perf_suit
     from cifar_files import write_cifar10
 
     root = write_cifar10(tmp_path / "cifar", images_per_batch=4)
-    result = perf_suite.run(f"--trainperf-data-dir={root}", "--collect-only")
+    result = perf_suite.run(f"--trainperf-data-dir={root}", "-m", "train_step", "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        [f"*--trainperf-batch-size 32 is larger than the dataset (CIFAR-10 in {root}: 20 images)*"]
-    )
+    result.stdout.fnmatch_lines([f"*batch 32 needs 32 images, more than the dataset's 20 (CIFAR-10 in {root})*"])
 
 
 def test_optimizer_and_epoch_loader_fixtures_can_be_overridden(perf_suite, tmp_path):

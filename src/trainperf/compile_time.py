@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trainperf.cases import Case
-from trainperf.measure import MeasurementError, timed
+from trainperf.measure import MeasurementError, require_graphs, timed
 
 PROBE_STEADY_STEPS = 5
 
@@ -35,7 +35,7 @@ def probe(case: Case, *, warmup_steps: int, tf32: bool, cudnn_benchmark: bool, s
 
     from trainperf.environment import apply_backend_flags
     from trainperf.models import build_model
-    from trainperf.training import build_trainer
+    from trainperf.training import build_trainer, compile_counters
 
     torch.manual_seed(seed)
     apply_backend_flags(tf32=tf32, cudnn_benchmark=cudnn_benchmark)
@@ -44,7 +44,10 @@ def probe(case: Case, *, warmup_steps: int, tf32: bool, cudnn_benchmark: bool, s
     x = torch.randn(case.batch_size, 3, 32, 32, generator=generator)
     y = torch.randint(0, 10, (case.batch_size,), generator=generator)
     trainer.batches = [trainer.to_input(x, y)]
+    at_start = compile_counters()
     warm = [timed(lambda: trainer.run(1), trainer.device) for _ in range(warmup_steps)]
+    if at_start:  # a compile time of a case that compiled nothing would be a number about nothing
+        require_graphs(case, compile_counters()["graphs"] - at_start["graphs"])
     steady = statistics.median(timed(lambda: trainer.run(1), trainer.device) for _ in range(PROBE_STEADY_STEPS))
     return {
         "compile_s": max(0.0, sum(warm) - len(warm) * steady),

@@ -15,9 +15,6 @@ from trainperf.cases import Case, DistributedCase, LoaderCase
 from trainperf.runner import Runner, call_or_fail, check_runnable, release_device_memory
 from trainperf.settings import SETTINGS_KEY, Settings
 
-# The CPU epoch's default subset: a whole CIFAR-10 epoch takes minutes on a laptop core.
-CPU_EPOCH_IMAGES = 5120
-
 
 def _auto_workers(device: str) -> int:
     """Loader workers when --trainperf-num-workers is not given: none on CPU (they would compete with training
@@ -131,11 +128,12 @@ def trainperf_epoch_loader(trainperf_case: Case, trainperf_dataset: Any, trainpe
     ``--trainperf-epoch-images`` images (5,120 by default) so a laptop run stays short. Override it to measure
     another input pipeline; what is recorded is read off the loader."""
     from trainperf import data
+    from trainperf.batch_fit import epoch_limit
 
     s, case = trainperf_settings, trainperf_case
     check_runnable(case.device, s, case)
     workers = s.num_workers if s.num_workers is not None else _auto_workers(case.device)
-    limit = s.epoch_images if s.epoch_images is not None else (CPU_EPOCH_IMAGES if case.device == "cpu" else None)
+    limit = epoch_limit(s, case.device)
     return data.make_loader(
         trainperf_dataset,
         case.batch_size,

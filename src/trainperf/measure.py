@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from trainperf.cases import Case
 from trainperf.training import compile_counters, synchronize
 
 if TYPE_CHECKING:
@@ -73,11 +74,22 @@ def _check_training(loss_first: float, loss_last: float) -> None:
         )
 
 
-def _compile_outcome(trainer: Trainer, before_rounds: dict[str, int], after: dict[str, int]) -> dict[str, Any]:
-    """This case's graph breaks, recompilations and (CUDA-graph modes) CUDA-graph skips, from process-wide running
-    totals; raises when timed rounds compiled, or when a compiled case compiled nothing and so ran eagerly."""
-    at_build = trainer.counters_at_build
-    if not (after and before_rounds and at_build):  # no Dynamo counters on this torch
+def require_graphs(case: Case, graphs: int) -> None:
+    """A compiled case that compiled no graph ran eagerly: its numbers would be eager ones under a compile label."""
+    if case.compiled and graphs == 0:
+        raise MeasurementError(
+            "torch.compile compiled no graph for this case: the model ran eagerly (Dynamo disabled, its recompile "
+            "limit hit, or a graph break around all of it), so these would be eager numbers under a compile label"
+        )
+
+
+def _compile_outcome(
+    trainer: Trainer, at_start: dict[str, int], before_rounds: dict[str, int], after: dict[str, int]
+) -> dict[str, Any]:
+    """This case's graphs, graph breaks, recompilations and (CUDA-graph modes) CUDA-graph skips since its
+    measurement started (Dynamo's counters are process-wide running totals, and compiling is lazy: nothing
+    compiles before the first step); raises when timed rounds compiled, or when a compiled case compiled nothing."""
+    if not (after and before_rounds and at_start):  # no Dynamo counters on this torch
         return {"graphs": None, "graph_breaks": None, "recompiles_in_rounds": None}
     in_rounds = after["graphs"] - before_rounds["graphs"]
     if in_rounds > 0:
@@ -85,20 +97,16 @@ def _compile_outcome(trainer: Trainer, before_rounds: dict[str, int], after: dic
             f"torch.compile compiled {in_rounds} new graph(s) during timed rounds (recompilation or graph "
             f"breaks on new inputs): the numbers include compilation"
         )
-    if trainer.case.compiled and after["graphs"] == at_build["graphs"]:
-        raise MeasurementError(
-            "torch.compile compiled no graph for this case: the model ran eagerly (Dynamo disabled, or its "
-            "recompile limit hit), so these would be eager numbers under a compile label"
-        )
+    require_graphs(trainer.case, after["graphs"] - at_start["graphs"])
     outcome = {
-        "graphs": after["graphs"] - at_build["graphs"],
-        "graph_breaks": after["graph_breaks"] - at_build["graph_breaks"],
+        "graphs": after["graphs"] - at_start["graphs"],
+        "graph_breaks": after["graph_breaks"] - at_start["graph_breaks"],
         "recompiles_in_rounds": in_rounds,
     }
     if trainer.case.cudagraphs:
         # Flagged, not failed: this is what the mode does for this model on this torch, and a release that starts
         # skipping shows up as a slower number with the reason beside it.
-        outcome["cudagraph_skips"] = after["cudagraph_skips"] - at_build["cudagraph_skips"]
+        outcome["cudagraph_skips"] = after["cudagraph_skips"] - at_start["cudagraph_skips"]
     return outcome
 
 
@@ -131,10 +139,10 @@ def _timed_rounds(benchmark: Any, target: Callable[[], None], sampler: Sampler, 
 
 
 def _training_outcome(
-    trainer: Trainer, telemetry: Any, loss_first: float, counters_before: dict[str, int]
+    trainer: Trainer, telemetry: Any, loss_first: float, at_start: dict[str, int], before_rounds: dict[str, int]
 ) -> dict[str, Any]:
     """Memory, telemetry, loss and recompilation of the timed rounds; raises when they cannot be trusted."""
-    compiled = _compile_outcome(trainer, counters_before, compile_counters())
+    compiled = _compile_outcome(trainer, at_start, before_rounds, compile_counters())
     loss_last = _loss(trainer)
     _check_training(loss_first, loss_last)
     return {
@@ -199,9 +207,10 @@ def train_step(
     In a distributed run every rank calls this with ``reduce_max`` taking the maximum over ranks: a window
     lasts as long as its slowest rank, and img/s counts the ``world_size`` ranks' images together.
     """
+    at_start = compile_counters()
     warm_times, loss_first = warm_up(trainer, warmup_steps)
     steps_per_round, steady_s = calibrate(trainer, warm_times[-1], window_s, steps, reduce_max)
-    counters_before = compile_counters()
+    before_rounds = compile_counters()
     _memory_start(trainer.device)
     round_s: list[float] = []
 
@@ -222,7 +231,7 @@ def train_step(
         "compile_s": round(max(0.0, sum(warm_times) - len(warm_times) * steady_s), 4),
         "first_step_s": round(warm_times[0], 4),
         "warmup_steps": warmup_steps,
-        **_training_outcome(trainer, telemetry, loss_first, counters_before),
+        **_training_outcome(trainer, telemetry, loss_first, at_start, before_rounds),
     }
 
 
@@ -257,12 +266,13 @@ def epoch(
         epoch_s.append(time.perf_counter() - start)
         images.append(seen)
 
+    at_start = compile_counters()
     one_epoch()
     if not images[0]:
         raise MeasurementError("the epoch yielded no batch: dataset smaller than one batch?")
     epoch_s.clear()
     images.clear()
-    counters_before = compile_counters()
+    before_rounds = compile_counters()
     _memory_start(trainer.device)
     telemetry = _timed_rounds(benchmark, one_epoch, sampler, rounds)
     return {
@@ -271,7 +281,7 @@ def epoch(
         "epoch_s_rounds": [round(s, 6) for s in epoch_s],
         "images_per_epoch": images[0],
         "rounds": len(epoch_s),
-        **_training_outcome(trainer, telemetry, first_loss[0], counters_before),
+        **_training_outcome(trainer, telemetry, first_loss[0], at_start, before_rounds),
     }
 
 

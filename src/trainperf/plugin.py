@@ -111,6 +111,55 @@ def _uses_trainperf(item: pytest.Item) -> bool:
     return any(n in getattr(item, "fixturenames", ()) for n in CASE_FIXTURES)
 
 
+def _default_fixture(item: pytest.Item, name: str) -> bool:
+    """Whether ``item`` gets trainperf's own ``name`` fixture (not a conftest.py override)."""
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).get(name)
+    return bool(defs) and getattr(defs[-1].func, "__module__", None) == "trainperf.fixtures"
+
+
+def _benchmark_kind(item: pytest.Item) -> tuple[str, Any] | None:
+    """Which benchmark ``item`` is, as batch_fit names them, and its case; None when its data is not ours."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    fixtures = getattr(item, "fixturenames", ())
+    if "trainperf_ddp_case" in params:  # the ranks build the dataset from the settings themselves
+        return "ddp", params["trainperf_ddp_case"]
+    if not _default_fixture(item, "trainperf_dataset"):
+        return None
+    if "trainperf_loader_case" in params:
+        return "dataloader", params["trainperf_loader_case"]
+    if "trainperf_case" in params and "trainperf_epoch_loader" in fixtures:
+        return ("epoch", params["trainperf_case"]) if _default_fixture(item, "trainperf_epoch_loader") else None
+    if "trainperf_case" in params and "trainperf_trainer" in fixtures and _default_fixture(item, "trainperf_trainer"):
+        return "train_step", params["trainperf_case"]
+    return None
+
+
+def _check_data(items: list[pytest.Item], settings: Settings) -> None:
+    """Read the CIFAR-10 files and check that every selected benchmark finds a whole batch, before any runs: a
+    corrupt file or an oversized batch must not cost minutes of compiling and launching first."""
+    from trainperf import batch_fit
+
+    images, source = settings.synthetic_images, f"--trainperf-synthetic-images {settings.synthetic_images}"
+    if settings.data_dir is not None:
+        from trainperf.datadir import DataError, check_cifar10_contents
+
+        try:
+            images = check_cifar10_contents(settings.data_dir)
+        except DataError as exc:
+            pytest.exit(f"trainperf data dir: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        source = f"CIFAR-10 in {settings.data_dir}"
+    problems = []
+    for item in items:
+        kind = _benchmark_kind(item)
+        required = batch_fit.need(kind[0], kind[1], settings) if kind else None
+        found = batch_fit.problem(item.name, required, images, source) if required else None
+        if found:
+            problems.append(found)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        pytest.exit(f"trainperf: {problems[0]}{more}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     items = [i for i in session.items if _uses_trainperf(i)]
     config = session.config
@@ -126,6 +175,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         warnings.simplefilter("default")
         flags = apply_backend_flags(tf32=settings.tf32, cudnn_benchmark=settings.cudnn_benchmark)
         info = environment_info()
+    _check_data(items, settings)
     if settings.require_cuda:
         if not info["cuda_available"]:
             from trainperf.environment import device_unavailable_reason

@@ -181,10 +181,11 @@ class Runner:
         import torch
 
         from trainperf import data, measure
+        from trainperf.batch_fit import loader_batch_size
 
         s = self.settings
         check_runnable(case.device, s)
-        batch = s.batch_size[0] if s.batch_size else 128
+        batch = loader_batch_size(s)
         limit = s.loader_batches * batch
         device = torch.device(case.device)
 

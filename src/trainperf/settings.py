@@ -513,18 +513,15 @@ class Settings:
         if values["model"]:
             for name in values["model"]:
                 _check_model_name(name)
-        images, images_source = values["synthetic_images"], f"--trainperf-synthetic-images {values['synthetic_images']}"
         if values["data_dir"] is not None:
-            from trainperf.datadir import DataError, check_cifar10_contents
+            from trainperf.datadir import DataError, check_cifar10_dir
 
-            # Every file is read now, not when the first benchmark needs the data: a corrupt file must not
-            # cost minutes of compiling and launching first.
+            # Only the files' presence here: this runs in every pytest session of the environment. Their
+            # contents are read when a benchmark is collected (plugin.pytest_collection_finish).
             try:
-                images = check_cifar10_contents(values["data_dir"])
+                check_cifar10_dir(values["data_dir"])
             except DataError as exc:
                 raise pytest.UsageError(f"trainperf data dir: {exc}") from None
-            images_source = f"CIFAR-10 in {values['data_dir']}"
-        _check_batches_fit(values, images, images_source)
         if values["nnodes"] > 1 and values["rdzv_endpoint"] is None:
             raise pytest.UsageError(
                 f"--trainperf-nnodes {values['nnodes']}: a multi-node run needs --trainperf-rdzv-endpoint HOST:PORT "
@@ -557,24 +554,6 @@ class Settings:
         """The measurement settings, for extra_info and machine info."""
         keep = ("warmup_steps", "rounds", "window_s", "steps", "tf32", "cudnn_benchmark", "seed", "data_dir")
         return {k: getattr(self, k) for k in keep}
-
-
-def _check_batches_fit(values: dict[str, Any], images: int, images_source: str) -> None:
-    """Every benchmark needs one whole batch (loaders drop the last partial one): a batch size larger than the
-    dataset, or than the epoch subset, is a usage error rather than a failure of every case."""
-    sizes = values["batch_size"] or {c.batch_size for c in (*cases.DEFAULT_CASES, *cases.DISTRIBUTED_CASES)}
-    batch = max(sizes)
-    what = "--trainperf-batch-size" if values["batch_size"] else "the default matrix's batch size"
-    if batch > images:
-        raise pytest.UsageError(
-            f"{what} {batch} is larger than the dataset ({images_source}: {images} images); "
-            f"expected a batch size of at most {images}"
-        )
-    if values["epoch_images"] is not None and batch > values["epoch_images"]:
-        raise pytest.UsageError(
-            f"{what} {batch} is larger than --trainperf-epoch-images {values['epoch_images']}; an epoch needs at "
-            f"least one whole batch"
-        )
 
 
 def _raw_value(config: pytest.Config, option: Option) -> tuple[str | None, str]:

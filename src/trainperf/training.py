@@ -47,9 +47,6 @@ class Trainer:
     step_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     batches: Sequence[Batch] = ()
     last_loss: torch.Tensor | None = None
-    # Dynamo's running totals when the trainer was built: they are process-wide and survive
-    # ``torch._dynamo.reset()``, so a case's own graphs and graph breaks are the difference from these.
-    counters_at_build: dict[str, int] = field(default_factory=dict)
     _next: int = field(default=0, repr=False)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -97,7 +94,6 @@ def build_trainer(
     import torch
     import torch.nn.functional as F
 
-    counters_at_build = compile_counters()
     device = torch.device(case.device)
     model = model.to(device)
     if case.memory_format == "channels_last":
@@ -142,9 +138,7 @@ def build_trainer(
             optim.step()
         return loss.detach()
 
-    return Trainer(
-        case=case, device=device, model=model, optimizer=optim, step_fn=step, counters_at_build=counters_at_build
-    )
+    return Trainer(case=case, device=device, model=model, optimizer=optim, step_fn=step)
 
 
 def _cudagraph_step_marker() -> Callable[[], None]:
