@@ -224,3 +224,65 @@ def test_warnings_are_errors_in_the_projects_own_tests():
     # tests/conftest.py marks every test here; pytest perf/ keeps library warnings as warnings.
     with pytest.raises(UserWarning, match="a defect"):
         warnings.warn("a defect", UserWarning, stacklevel=1)
+
+
+def test_environment_and_header_on_a_cuda_machine(monkeypatch):
+    # The CUDA branch runs first thing on a GPU runner; exercised here with torch's device queries stubbed.
+    from types import SimpleNamespace
+
+    from trainperf import telemetry
+    from trainperf.machine_key import machine_key
+
+    props = SimpleNamespace(name="NVIDIA H200", major=9, minor=0, total_memory=143771 * 2**20)
+    identity = SimpleNamespace(uuid="GPU-1234", driver_version="580.95", cuda_driver_version="13.0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
+    monkeypatch.setattr(telemetry, "open_gpu", lambda index: (object(), identity))
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    environment.environment_info.cache_clear()
+    try:
+        info = environment.environment_info()
+    finally:
+        environment.environment_info.cache_clear()
+    assert info["cuda_available"] is True and info["gpu_count"] == 8
+    assert info["gpu_name"] == "NVIDIA H200" and info["gpu_capability"] == "9.0" and info["gpu_memory_mib"] == 143771
+    assert (info["gpu_uuid"], info["driver"], info["cuda_driver"]) == ("GPU-1234", "580.95", "13.0")
+    json.dumps(info)  # recorded in machine_info as it is
+    header = environment.header_lines(info, {"cudnn_benchmark": True})
+    assert header[2].startswith("CUDA: yes, 8 x NVIDIA H200 (sm 9.0, 143771 MiB), driver 580.95, CUDA runtime 12.8")
+    torch_mm = ".".join(torch.__version__.split(".")[:2])
+    assert machine_key(info) == f"cuda-nvidia-h200-torch{torch_mm}-cuda12.8"
+
+
+def test_fp16_steps_go_through_the_grad_scaler(monkeypatch):
+    # fp16 runs on CUDA only; its step wiring (scale the loss, step and update through the scaler) is checked
+    # here with a recording scaler and CPU autocast.
+    from trainperf.training import build_trainer
+
+    calls = []
+
+    class RecordingScaler:
+        def __init__(self, device):
+            calls.append(("init", device))
+
+        def scale(self, loss):
+            calls.append("scale")
+            return loss * 1.0
+
+        def step(self, optimizer):
+            calls.append("step")
+            optimizer.step()
+
+        def update(self):
+            calls.append("update")
+
+    monkeypatch.setattr(torch.amp, "GradScaler", RecordingScaler)
+    case = Case("cpu", "eager", "fp16", "contiguous", "tiny", 8, "foreach")
+    trainer = build_trainer(case, nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)))
+    trainer.batches = [(torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,)))]
+    weight = trainer.model[1].weight.detach().clone()
+    trainer.run(2)
+    assert calls == [("init", "cuda"), "scale", "step", "update", "scale", "step", "update"]
+    assert not torch.equal(weight, trainer.model[1].weight)  # the scaler's step did step the optimizer
