@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 TINY_ID = "cpu-eager-fp32-contiguous-tinymodel.tiny-b32-foreach"
 
@@ -131,17 +132,17 @@ def test_bad_option_is_a_usage_error(perf_suite, option, message):
     [
         (
             ("--trainperf-batch-size=16,1024",),
-            "trainperf: test_train_step?cpu-*-b1024-*?: batch 1024 needs 1024 images, more than the dataset's 512 "
+            "trainperf: *::test_train_step?cpu-*-b1024-*?: batch 1024 needs 1024 images, more than the dataset's 512 "
             "(--trainperf-synthetic-images 512); lower --trainperf-batch-size or use more images (and * more)",
         ),
         (
             ("-m", "epoch", "--trainperf-epoch-images=16"),
-            "trainperf: test_epoch?cpu-*-b32-*?: batch 32 needs 32 images, more than the epoch's 16 "
+            "trainperf: *::test_epoch?cpu-*-b32-*?: batch 32 needs 32 images, more than the epoch's 16 "
             "(--trainperf-epoch-images; 5,120 by default on CPU)*",
         ),
         (
             ("-m", "dataloader", "--trainperf-batch-size=600"),
-            "trainperf: test_dataloader?cpu-w0-nopin?: batch 600 needs 600 images, more than the dataset's 512*",
+            "trainperf: *::test_dataloader?cpu-w0-nopin?: batch 600 needs 600 images, more than the dataset's 512*",
         ),
     ],
 )
@@ -156,6 +157,54 @@ def test_only_selected_benchmarks_are_checked_against_the_data(perf_suite):
     # A small epoch subset is no problem when no epoch benchmark is selected.
     result = perf_suite.run("-m", "train_step and cpu", "--trainperf-epoch-images=16", "--collect-only")
     assert result.ret == 0, result.stdout.str()
+
+
+def test_a_custom_dataset_is_not_second_guessed(perf_suite):
+    perf_suite.pytester.makeconftest(
+        """
+        import pytest
+        import torch
+
+        @pytest.fixture(scope="session")
+        def trainperf_dataset():
+            return torch.utils.data.TensorDataset(torch.zeros(2000, 3, 32, 32), torch.zeros(2000, dtype=torch.long))
+        """
+    )
+    # 600 is more than the 512 synthetic images, but the tests read this 2,000-image dataset instead.
+    result = perf_suite.run("-m", "train_step and cpu", "--trainperf-batch-size=600", "--collect-only")
+    assert result.ret == 0, result.stdout.str()
+
+
+def test_a_custom_epoch_loader_still_needs_the_trainers_staged_batch(perf_suite):
+    perf_suite.pytester.makeconftest(
+        """
+        import pytest
+        import torch
+
+        @pytest.fixture
+        def trainperf_epoch_loader(trainperf_dataset):
+            return torch.utils.data.DataLoader(trainperf_dataset, batch_size=8)
+        """
+    )
+    result = perf_suite.run("-m", "epoch and cpu", "--trainperf-batch-size=600", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*test_epoch?cpu-*-b600-*?: batch 600 needs 600 images, more than the dataset's 512*"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="about benchmarks that skip for lack of CUDA")
+def test_benchmarks_that_will_skip_need_no_data(perf_suite, tmp_path):
+    from cifar_files import write_cifar10
+
+    # The CUDA cases would not fit 100 images at batch 128, but they skip here.
+    args = ("-m", "train_step", "--trainperf-device=cuda", "--trainperf-batch-size=128")
+    result = perf_suite.run(*args, "--trainperf-synthetic-images=100", "-rs")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*CUDA is not available*"])
+    # Nothing selected reads the data (compile time builds its own inputs): a damaged file is not even read.
+    root = write_cifar10(tmp_path / "cifar", images_per_batch=40)
+    batch = root / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:100])
+    assert perf_suite.run("-m", "compile_time", f"--trainperf-data-dir={root}", "--collect-only").ret == 0
 
 
 def test_ini_and_env_values_are_used_and_cli_wins(perf_suite, monkeypatch):

@@ -118,7 +118,7 @@ def _default_fixture(item: pytest.Item, name: str) -> bool:
 
 
 def _benchmark_kind(item: pytest.Item) -> tuple[str, Any] | None:
-    """Which benchmark ``item`` is, as batch_fit names them, and its case; None when its data is not ours."""
+    """Which benchmark ``item`` is, as batch_fit names them, and its case; None when it reads no data of ours."""
     params = getattr(getattr(item, "callspec", None), "params", {})
     fixtures = getattr(item, "fixturenames", ())
     if "trainperf_ddp_case" in params:  # the ranks build the dataset from the settings themselves
@@ -127,18 +127,46 @@ def _benchmark_kind(item: pytest.Item) -> tuple[str, Any] | None:
         return None
     if "trainperf_loader_case" in params:
         return "dataloader", params["trainperf_loader_case"]
-    if "trainperf_case" in params and "trainperf_epoch_loader" in fixtures:
-        return ("epoch", params["trainperf_case"]) if _default_fixture(item, "trainperf_epoch_loader") else None
-    if "trainperf_case" in params and "trainperf_trainer" in fixtures and _default_fixture(item, "trainperf_trainer"):
-        return "train_step", params["trainperf_case"]
+    if "trainperf_case" not in params:
+        return None
+    if "trainperf_epoch_loader" in fixtures and _default_fixture(item, "trainperf_epoch_loader"):
+        return "epoch", params["trainperf_case"]  # its limit is within the dataset, so this covers the trainer too
+    if "trainperf_trainer" in fixtures and _default_fixture(item, "trainperf_trainer"):
+        return "train_step", params["trainperf_case"]  # staging batches from the dataset
     return None
 
 
+def _runnable_here(case: Any) -> bool:
+    """Whether this machine runs ``case`` rather than skipping it (a skipped case needs no data)."""
+    from trainperf.cases import DistributedCase
+    from trainperf.environment import device_unavailable_reason
+
+    if isinstance(case, DistributedCase):
+        from trainperf import distributed
+        from trainperf.environment import visible_gpus
+
+        gpus, cpus = visible_gpus(), distributed.usable_cpus()
+        if case.unsupported_reason() or distributed.capacity_reason(case, gpus_per_node=gpus, cpus=cpus):
+            return False
+        case = case.case
+    unsupported = getattr(case, "unsupported_reason", None)
+    return not (unsupported and unsupported()) and device_unavailable_reason(case.device) is None
+
+
 def _check_data(items: list[pytest.Item], settings: Settings) -> None:
-    """Read the CIFAR-10 files and check that every selected benchmark finds a whole batch, before any runs: a
-    corrupt file or an oversized batch must not cost minutes of compiling and launching first."""
+    """Read the CIFAR-10 files and check that every benchmark that will run finds a whole batch, before any
+    runs: a corrupt file or an oversized batch must not cost minutes of compiling and launching first. Nothing
+    is read when no selected benchmark that runs here uses the data."""
     from trainperf import batch_fit
 
+    needs = []
+    for item in items:
+        kind = _benchmark_kind(item)
+        required = batch_fit.need(kind[0], kind[1], settings) if kind and _runnable_here(kind[1]) else None
+        if required:
+            needs.append((item.nodeid, required))
+    if not needs:
+        return
     images, source = settings.synthetic_images, f"--trainperf-synthetic-images {settings.synthetic_images}"
     if settings.data_dir is not None:
         from trainperf.datadir import DataError, check_cifar10_contents
@@ -148,13 +176,7 @@ def _check_data(items: list[pytest.Item], settings: Settings) -> None:
         except DataError as exc:
             pytest.exit(f"trainperf data dir: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
         source = f"CIFAR-10 in {settings.data_dir}"
-    problems = []
-    for item in items:
-        kind = _benchmark_kind(item)
-        required = batch_fit.need(kind[0], kind[1], settings) if kind else None
-        found = batch_fit.problem(item.name, required, images, source) if required else None
-        if found:
-            problems.append(found)
+    problems = [found for test, required in needs if (found := batch_fit.problem(test, required, images, source))]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         pytest.exit(f"trainperf: {problems[0]}{more}", returncode=pytest.ExitCode.USAGE_ERROR)
@@ -175,7 +197,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         warnings.simplefilter("default")
         flags = apply_backend_flags(tf32=settings.tf32, cudnn_benchmark=settings.cudnn_benchmark)
         info = environment_info()
-    _check_data(items, settings)
     if settings.require_cuda:
         if not info["cuda_available"]:
             from trainperf.environment import device_unavailable_reason
@@ -189,6 +210,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 "trainperf: TRAINPERF_REQUIRE_CUDA is set but no CUDA case is selected",
                 returncode=pytest.ExitCode.USAGE_ERROR,
             )
+    _check_data(items, settings)
     busy: list[str] = []
     if info["cuda_available"] and any(i.get_closest_marker("cuda") for i in items):
         import torch
