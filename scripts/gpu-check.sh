@@ -53,12 +53,13 @@ done
 status=0
 n=0
 jsons=()
+# A reused OUT_DIR must not lend this run an earlier run's numbers, whatever its phases were.
+rm -f "$out"/[0-9]*-*.json
 : >"$out/table.txt"
 for name in $phases; do
   n=$((n + 1))
   marks=$(marks_of "$name")
   json="$out/$n-$name.json"
-  rm -f "$json" # a reused OUT_DIR must not lend this phase an earlier run's numbers
   start=$SECONDS
   "$python" -m pytest perf/ -p no:cacheprovider -rsfE -m "$marks" --benchmark-json="$json" "$@" 2>&1 | tee -a "$log"
   rc=${PIPESTATUS[0]}

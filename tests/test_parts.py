@@ -182,6 +182,14 @@ def test_compile_probe_result_survives_a_model_that_prints(tmp_path, monkeypatch
     assert result["steady_step_s"] > 0 and result["process_cold_s"] > 0
 
 
+def test_compile_probe_of_a_case_that_compiled_nothing_fails(monkeypatch):
+    # With Dynamo disabled torch.compile is a no-op: a "compile time" would be a number about nothing.
+    monkeypatch.setenv("TORCHDYNAMO_DISABLE", "1")
+    case = Case("cpu", "default", "fp32", "contiguous", "resnet18", 4, "foreach")
+    with pytest.raises(CompileProbeError, match="compiled no graph"):
+        cold_and_warm(case, warmup_steps=2, tf32=True, cudnn_benchmark=True, seed=0, timeout_s=120)
+
+
 def test_training_flops_and_peaks():
     from trainperf.mfu import math_mode, peak_flops, training_flops
 

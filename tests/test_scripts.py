@@ -77,11 +77,11 @@ def test_back_to_back_fails_when_a_benchmark_is_missing_from_one_run(tmp_path):
 def test_gpu_check_does_not_reuse_an_earlier_runs_json(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    stale = _run_doc(out, "1-steps.json", {"step[a]": 1000.0})
+    stale = [_run_doc(out, name, {"step[a]": 1000.0}) for name in ("1-steps.json", "3-ddp.json")]
     (out / "table.txt").write_text("an earlier table\n")
     done = _run_gpu_check(tmp_path, "out", "steps")
     assert done.returncode == pytest.ExitCode.USAGE_ERROR
-    assert not stale.exists() and (out / "table.txt").read_text() == ""
+    assert not any(path.exists() for path in stale) and (out / "table.txt").read_text() == ""
 
 
 def test_back_to_back_bad_input_is_one_line(tmp_path):
