@@ -13,14 +13,16 @@
 #   ddp       data-parallel training under torchrun with NCCL, world sizes 1..visible GPUs
 #   pipeline  whole epochs through the DataLoader, and the DataLoader grid
 # PHASES defaults to "steps compile ddp pipeline". A phase named twice runs twice; the second run of "steps" is
-# compared with the first (median img/s change per case, target <= 2%) by scripts/back_to_back.py.
+# compared with the first (median img/s change per case, target <= 2%) by scripts/back_to_back.py. When all four
+# ran, the last line is the whole default CUDA matrix's time (target <= 6 minutes). With one short device session,
+# run everything in one call (a machine is not kept between calls): PHASES="steps steps compile ddp pipeline".
 # TRAINPERF_REQUIRE_CUDA=1 makes "no GPU" (or no CUDA case selected) an error: this cannot pass by skipping.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR [pytest args...]}
 shift
 mkdir -p "$out"
 out=$(cd "$out" && pwd) # absolute: the script works from the repository root
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export TRAINPERF_REQUIRE_CUDA=1
 python=${PYTHON:-python3}
@@ -53,6 +55,7 @@ done
 status=0
 n=0
 jsons=()
+declare -A phase_s=() # seconds of each phase's first run: the whole default CUDA matrix when all four ran
 # A reused OUT_DIR must not lend this run an earlier run's numbers, whatever its phases were.
 rm -f "$out"/[0-9]*-*.json
 : >"$out/table.txt"
@@ -64,6 +67,7 @@ for name in $phases; do
   "$python" -m pytest perf/ -p no:cacheprovider -rsfE -m "$marks" --benchmark-json="$json" "$@" 2>&1 | tee -a "$log"
   rc=${PIPESTATUS[0]}
   echo "phase $n-$name ($marks) exited $rc after $((SECONDS - start)) s" | tee -a "$log"
+  [[ -n ${phase_s[$name]+set} ]] || phase_s[$name]=$((SECONDS - start))
   ((rc == 0)) || status=$rc
   [[ -s $json ]] && jsons+=("$json")
 done
@@ -80,5 +84,12 @@ if ((${#steps[@]} >= 2)); then
   echo "== back to back: ${steps[0]##*/} then ${steps[1]##*/}" | tee -a "$out/table.txt"
   "$python" scripts/back_to_back.py "${steps[0]}" "${steps[1]}" | tee -a "$out/table.txt"
   ((PIPESTATUS[0] == 0)) || status=1
+fi
+if ((${#phase_s[@]} == 4)); then
+  total=$((phase_s[steps] + phase_s[compile] + phase_s[ddp] + phase_s[pipeline]))
+  verdict="target <= 360 s"
+  ((status == 0)) || verdict="$verdict; but a phase failed, see above"
+  echo "== default CUDA matrix (steps, compile, ddp, pipeline; first runs): $total s ($verdict)" \
+    | tee -a "$out/table.txt"
 fi
 exit "$status"

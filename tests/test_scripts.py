@@ -33,6 +33,14 @@ def test_gpu_check_without_a_gpu_fails_and_writes_its_log_under_a_relative_out(t
     assert "phase 1-steps (cuda and train_step) exited 4" in log
 
 
+def test_gpu_check_times_the_whole_matrix_when_every_phase_ran(tmp_path):
+    done = _run_gpu_check(tmp_path, "out", "steps compile ddp pipeline")
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR  # no GPU here: every phase refuses to pass by skipping
+    table = (tmp_path / "out" / "table.txt").read_text()
+    assert "== default CUDA matrix (steps, compile, ddp, pipeline; first runs): " in table
+    assert "but a phase failed, see above" in table
+
+
 def test_gpu_check_refuses_an_unknown_phase_before_running_anything(tmp_path):
     done = _run_gpu_check(tmp_path, "out", "steps warmup")
     assert done.returncode == 2
