@@ -138,19 +138,12 @@ def _benchmark_kind(item: pytest.Item) -> tuple[str, Any] | None:
 
 def _runnable_here(case: Any) -> bool:
     """Whether this machine runs ``case`` rather than skipping it (a skipped case needs no data)."""
-    from trainperf.cases import DistributedCase
-    from trainperf.environment import device_unavailable_reason
+    from trainperf.cases import Case, DistributedCase
+    from trainperf.runner import ddp_skip_reason, skip_reason
 
     if isinstance(case, DistributedCase):
-        from trainperf import distributed
-        from trainperf.environment import visible_gpus
-
-        gpus, cpus = visible_gpus(), distributed.usable_cpus()
-        if case.unsupported_reason() or distributed.capacity_reason(case, gpus_per_node=gpus, cpus=cpus):
-            return False
-        case = case.case
-    unsupported = getattr(case, "unsupported_reason", None)
-    return not (unsupported and unsupported()) and device_unavailable_reason(case.device) is None
+        return ddp_skip_reason(case) is None
+    return skip_reason(case.device, case if isinstance(case, Case) else None) is None
 
 
 def _check_data(items: list[pytest.Item], settings: Settings) -> None:

@@ -6,7 +6,7 @@ import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import pytest
 
@@ -36,18 +36,51 @@ class Result:
     tolerance: float | None = None  # from a trainperf_tolerance marker
 
 
-def check_runnable(device: str, settings: Settings, case: Case | None = None) -> None:
-    """Skip (or, for CUDA under --trainperf-require-cuda, fail) a case this machine cannot run."""
+def skip_reason(device: str, case: Case | None = None) -> str | None:
+    """Why this machine skips a case on ``device`` (None: it runs it). Tests act on it through check_runnable;
+    the plugin asks it before any test runs, since a case that skips needs no data."""
     from trainperf.environment import compile_unsupported_reason, device_unavailable_reason
 
     if case is not None and (reason := case.unsupported_reason()):
-        pytest.skip(f"unsupported combination: {reason}")
+        return f"unsupported combination: {reason}"
     if reason := device_unavailable_reason(device):
-        if device == "cuda" and settings.require_cuda:
-            pytest.fail(f"{reason}, and TRAINPERF_REQUIRE_CUDA/--trainperf-require-cuda is set", pytrace=False)
-        pytest.skip(reason)
+        return reason
     if case is not None and case.compiled and (reason := compile_unsupported_reason(device)):
-        pytest.skip(reason)
+        return reason
+    return None
+
+
+def ddp_skip_reason(dcase: DistributedCase) -> str | None:
+    """Why this machine skips a distributed case (None: it launches it)."""
+    import torch
+
+    from trainperf import distributed
+    from trainperf.environment import visible_gpus
+
+    if reason := dcase.unsupported_reason():
+        return f"unsupported combination: {reason}"
+    if reason := skip_reason(dcase.case.device, dcase.case):
+        return reason
+    if not torch.distributed.is_available():
+        return "this torch build has no torch.distributed"
+    if dcase.case.device == "cuda" and not torch.distributed.is_nccl_available():
+        return "this torch build has no NCCL backend"
+    return distributed.capacity_reason(dcase, gpus_per_node=visible_gpus(), cpus=distributed.usable_cpus())
+
+
+def _skip(reason: str, device: str, settings: Settings) -> NoReturn:
+    """Skip with ``reason``; fail instead when it is a missing GPU under --trainperf-require-cuda."""
+    from trainperf.environment import device_unavailable_reason
+
+    if device == "cuda" and settings.require_cuda and reason == device_unavailable_reason(device):
+        pytest.fail(f"{reason}, and TRAINPERF_REQUIRE_CUDA/--trainperf-require-cuda is set", pytrace=False)
+    pytest.skip(reason)
+
+
+def check_runnable(device: str, settings: Settings, case: Case | None = None) -> None:
+    """Skip (or, for CUDA under --trainperf-require-cuda, fail) a case this machine cannot run."""
+    if reason := skip_reason(device, case):
+        _skip(reason, device, settings)
 
 
 @cache
@@ -249,22 +282,14 @@ class Runner:
 
     def ddp_train_step(self, dcase: DistributedCase) -> dict[str, Any]:
         """Data-parallel training-step throughput of ``dcase``: one torchrun launch, all its ranks."""
-        import torch
 
         from trainperf import distributed
         from trainperf.environment import visible_gpus
 
         s, case = self.settings, dcase.case
-        if reason := dcase.unsupported_reason():
-            pytest.skip(f"unsupported combination: {reason}")
-        check_runnable(case.device, s, case)
-        if not torch.distributed.is_available():
-            pytest.skip("this torch build has no torch.distributed")
-        if case.device == "cuda" and not torch.distributed.is_nccl_available():
-            pytest.skip("this torch build has no NCCL backend")
+        if reason := ddp_skip_reason(dcase):
+            _skip(reason, case.device, s)
         gpus, cpus = visible_gpus(), distributed.usable_cpus()
-        if reason := distributed.capacity_reason(dcase, gpus_per_node=gpus, cpus=cpus):
-            pytest.skip(reason)
         # CPU ranks get the threads of the case's largest world size that fits here, at every world size.
         max_per_node = max(
             (
