@@ -15,13 +15,6 @@ from trainperf.cases import Case, DistributedCase, LoaderCase
 from trainperf.runner import Runner, call_or_fail, check_runnable, release_device_memory
 from trainperf.settings import SETTINGS_KEY, Settings
 
-
-def _auto_workers(device: str) -> int:
-    """Loader workers when --trainperf-num-workers is not given: none on CPU (they would compete with training
-    for the cores), up to 8 beside a GPU."""
-    return 0 if device == "cpu" else min(8, os.cpu_count() or 1)
-
-
 if TYPE_CHECKING:
     from torch import nn
 
@@ -119,6 +112,12 @@ def trainperf_trainer(
         return trainer
 
     return call_or_fail(f"setup of {case.id}", build)
+
+
+def _auto_workers(device: str) -> int:
+    """Loader workers when --trainperf-num-workers is not given: none on CPU (they would compete with training
+    for the cores), up to 8 beside a GPU."""
+    return 0 if device == "cpu" else min(8, os.cpu_count() or 1)
 
 
 @pytest.fixture
