@@ -12,10 +12,14 @@
 #   compile   torch.compile time, cold and warm cache, each in a fresh process
 #   ddp       data-parallel training under torchrun with NCCL, world sizes 1..visible GPUs
 #   pipeline  whole epochs through the DataLoader, and the DataLoader grid
+#   overhead  scripts/overhead.py on CUDA: the harness against a bare loop of the same case (target <= 2%)
 # PHASES defaults to "steps compile ddp pipeline". A phase named twice runs twice; the second run of "steps" is
 # compared with the first (median img/s change per case, target <= 2%) by scripts/back_to_back.py. When all four
 # ran, the last line is the whole default CUDA matrix's time (target <= 6 minutes). With one short device session,
-# run everything in one call (a machine is not kept between calls): PHASES="steps steps compile ddp pipeline".
+# run everything in one call (a machine is not kept between calls): PHASES="steps steps compile ddp pipeline overhead".
+# BUDGET_S (seconds for the whole script) stops a phase that would outrun it with an interrupt, so pytest still
+# writes that phase's JSON, and starts no phase with under 45 s left; set it below the caller's own time limit,
+# so the tables are printed rather than the whole script killed.
 # TRAINPERF_REQUIRE_CUDA=1 makes "no GPU" (or no CUDA case selected) an error: this cannot pass by skipping.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR [pytest args...]}
@@ -40,6 +44,7 @@ marks_of() {
     compile) echo "cuda and compile_time" ;;
     ddp) echo "distributed and cuda" ;;
     pipeline) echo "cuda and (epoch or dataloader)" ;;
+    overhead) echo "scripts/overhead.py --device cuda" ;;
     *) return 1 ;;
   esac
 }
@@ -47,7 +52,7 @@ marks_of() {
 phases=${PHASES:-steps compile ddp pipeline}
 for name in $phases; do
   marks_of "$name" >/dev/null || {
-    echo "gpu-check: unknown phase '$name' in PHASES; expected steps, compile, ddp or pipeline" | tee -a "$log"
+    echo "gpu-check: unknown phase '$name' in PHASES; expected steps, compile, ddp, pipeline or overhead" | tee -a "$log"
     exit 2
   }
 done
@@ -57,19 +62,48 @@ n=0
 jsons=()
 declare -A phase_s=() # seconds of each phase's first run: the whole default CUDA matrix when all four ran
 # A reused OUT_DIR must not lend this run an earlier run's numbers, whatever its phases were.
-rm -f "$out"/[0-9]*-*.json
+rm -f "$out"/[0-9]*-*.json "$out"/[0-9]*-overhead.txt
 : >"$out/table.txt"
+budget=${BUDGET_S:-0}
+[[ $budget =~ ^[0-9]+$ ]] || {
+  echo "gpu-check: BUDGET_S must be a whole number of seconds, got '$budget'" | tee -a "$log"
+  exit 2
+}
+# A phase runs under `timeout` with what is left of the budget, less 15 s for the tables: an interrupt first
+# (pytest still ends its session and writes the JSON), a kill 20 s later.
+limit() {
+  local left=$((budget - 15 - SECONDS))
+  if ((budget == 0)); then
+    "$@"
+  else
+    timeout --signal=INT --kill-after=20 "$left" "$@"
+  fi
+}
+overhead=()
 for name in $phases; do
   n=$((n + 1))
-  marks=$(marks_of "$name")
+  what=$(marks_of "$name")
+  if ((budget > 0 && budget - SECONDS < 45)); then
+    echo "phase $n-$name ($what) not started: $((budget - SECONDS)) s of BUDGET_S=$budget left" | tee -a "$log"
+    status=1
+    continue
+  fi
   json="$out/$n-$name.json"
   start=$SECONDS
-  "$python" -m pytest perf/ -p no:cacheprovider -rsfE -m "$marks" --benchmark-json="$json" "$@" 2>&1 | tee -a "$log"
+  if [[ $name == overhead ]]; then
+    limit "$python" scripts/overhead.py --device cuda --batch-size 128 --steps 50 2>&1 | tee -a "$log" "$out/$n-overhead.txt"
+  else
+    limit "$python" -m pytest perf/ -p no:cacheprovider -rsfE --durations=15 -m "$what" --benchmark-json="$json" "$@" \
+      2>&1 | tee -a "$log"
+  fi
   rc=${PIPESTATUS[0]}
-  echo "phase $n-$name ($marks) exited $rc after $((SECONDS - start)) s" | tee -a "$log"
-  [[ -n ${phase_s[$name]+set} ]] || phase_s[$name]=$((SECONDS - start))
+  note=""
+  ((budget > 0 && (rc == 124 || rc == 137))) && note=" (stopped by BUDGET_S=$budget)"
+  echo "phase $n-$name ($what) exited $rc after $((SECONDS - start)) s$note" | tee -a "$log"
+  [[ -n ${phase_s[$name]+set} || -n $note ]] || phase_s[$name]=$((SECONDS - start))
   ((rc == 0)) || status=$rc
   [[ -s $json ]] && jsons+=("$json")
+  [[ -s $out/$n-overhead.txt ]] && overhead+=("$out/$n-overhead.txt")
 done
 
 for json in ${jsons[@]+"${jsons[@]}"}; do
@@ -85,7 +119,15 @@ if ((${#steps[@]} >= 2)); then
   "$python" scripts/back_to_back.py "${steps[0]}" "${steps[1]}" | tee -a "$out/table.txt"
   ((PIPESTATUS[0] == 0)) || status=1
 fi
-if ((${#phase_s[@]} == 4)); then
+for file in ${overhead[@]+"${overhead[@]}"}; do
+  echo "== $(basename "$file")" | tee -a "$out/table.txt"
+  tail -n 4 "$file" | tee -a "$out/table.txt"
+done
+complete=1
+for name in steps compile ddp pipeline; do
+  [[ -n ${phase_s[$name]+set} ]] || complete=0
+done
+if ((complete)); then
   total=$((phase_s[steps] + phase_s[compile] + phase_s[ddp] + phase_s[pipeline]))
   verdict="target <= 360 s"
   ((status == 0)) || verdict="$verdict; but a phase failed, see above"

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,10 @@ GPU_CHECK = ROOT / "scripts" / "gpu-check.sh"
 BACK_TO_BACK = ROOT / "scripts" / "back_to_back.py"
 
 
-def _run_gpu_check(cwd: Path, out: str, phases: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PHASES": phases, "PYTHON": sys.executable}
+def _run_gpu_check(
+    cwd: Path, out: str, phases: str, python: str = sys.executable, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PHASES": phases, "PYTHON": python, **extra}
     env.pop("TRAINPERF_REQUIRE_CUDA", None)
     return subprocess.run(
         ["bash", str(GPU_CHECK), out], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
@@ -101,4 +104,101 @@ def test_back_to_back_bad_input_is_one_line(tmp_path):
     assert done.returncode == 2 and f"{broken}: cannot read a JSON document" in done.stderr
     done = _back_to_back(str(good), str(other))
     assert done.returncode == 2 and "share no throughput benchmark" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# Stands in for a GPU machine's python: a pytest phase runs until interrupted, then writes its JSON as pytest
+# does at the end of an interrupted session; everything else (the header, the tables) is the real interpreter.
+SLOW_PYTHON = """#!%s
+import os, sys, time
+if sys.argv[1:3] != ["-m", "pytest"]:
+    os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+json = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--benchmark-json="))
+try:
+    time.sleep(300)
+except KeyboardInterrupt:
+    with open(json, "w") as f:
+        f.write('{"benchmarks": []}')
+    print("interrupted")
+    sys.exit(2)
+"""
+
+
+def test_gpu_check_budget_interrupts_a_phase_keeps_its_json_and_starts_no_more(tmp_path):
+    python = tmp_path / "python"
+    python.write_text(SLOW_PYTHON % sys.executable)
+    python.chmod(0o755)
+    started = time.monotonic()
+    done = _run_gpu_check(tmp_path, "out", "steps compile", str(python), BUDGET_S="50")
+    assert time.monotonic() - started < 60, "the budget did not stop the phase"
+    log = (tmp_path / "out" / "gpu-check.log").read_text()
+    assert done.returncode == 1, log
+    assert "interrupted" in log and "(stopped by BUDGET_S=50)" in log
+    assert "phase 2-compile (cuda and compile_time) not started" in log
+    assert (tmp_path / "out" / "1-steps.json").exists()
+    assert "== 1-steps.json" in (tmp_path / "out" / "table.txt").read_text()
+    assert "default CUDA matrix" not in done.stdout
+
+
+def test_gpu_check_refuses_a_budget_that_is_not_seconds(tmp_path):
+    done = _run_gpu_check(tmp_path, "out", "steps", BUDGET_S="9m")
+    assert done.returncode == 2 and "BUDGET_S must be a whole number of seconds, got '9m'" in done.stdout
+
+
+def test_pytest_interrupted_by_timeout_still_writes_the_benchmark_json(pytester):
+    # What BUDGET_S relies on: `timeout --signal=INT` ends pytest's session normally, JSON included.
+    pytester.makepyfile(
+        """
+        import time
+
+        def test_fast(benchmark):
+            benchmark(lambda: None)
+
+        def test_slow():
+            time.sleep(120)
+        """
+    )
+    json_path = pytester.path / "run.json"
+    done = subprocess.run(
+        [
+            "timeout",
+            "--signal=INT",
+            "15",
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            f"--benchmark-json={json_path}",
+            "-p",
+            "no:trainperf",
+        ],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 124, done.stdout + done.stderr
+    names = [b["name"] for b in json.loads(json_path.read_text())["benchmarks"]]
+    assert names == ["test_fast"]
+
+
+def test_gpu_check_overhead_phase_runs_the_overhead_script_on_cuda(tmp_path):
+    done = _run_gpu_check(tmp_path, "out", "overhead")
+    log = (tmp_path / "out" / "gpu-check.log").read_text()
+    assert done.returncode == 2, log
+    assert "--device cuda: CUDA is not available here" in log
+    assert "phase 1-overhead (scripts/overhead.py --device cuda) exited 2" in log
+
+
+def test_overhead_refuses_a_case_that_cannot_run_in_one_line():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "overhead.py"), "--precision", "fp16"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2 and "fp16 autocast with GradScaler is benchmarked on CUDA only" in done.stderr
     assert "Traceback" not in done.stderr
