@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 ROOT = Path(__file__).parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -105,6 +106,16 @@ def test_ci_lints_with_ruff() -> None:
     assert "ruff format --check ." in lint
 
 
+def _minor(requirement: str) -> tuple[int, ...]:
+    (spec,) = Requirement(requirement).specifier
+    return Version(spec.version).release[:2]
+
+
+def _torch_floor() -> tuple[int, ...]:
+    # the installed project's metadata, which pip took from pyproject.toml
+    return _minor(next(r for r in importlib.metadata.requires("trainperf") or () if Requirement(r).name == "torch"))
+
+
 def test_ci_tests_on_two_pythons_with_cpu_torch_installed_first() -> None:
     doc = load(CI)
     job = doc["jobs"]["tests"]
@@ -114,7 +125,12 @@ def test_ci_tests_on_two_pythons_with_cpu_torch_installed_first() -> None:
     assert any(s["with"]["python-version"] == "${{ matrix.python-version }}" for s in setup)
     run = commands(doc, "tests")
     torch_cpu = next(i for i, c in enumerate(run) if "--index-url https://download.pytorch.org/whl/cpu" in c)
-    assert {"torch", "torchvision"} <= set(shlex.split(run[torch_cpu]))
+    assert "python -m pip install $TORCH --index-url" in run[torch_cpu]
+    torch_specs = {job["strategy"]["matrix"]["torch"][0]} | {e["torch"] for e in job["strategy"]["matrix"]["include"]}
+    assert "torch torchvision" in torch_specs, "the newest releases"
+    assert _torch_floor() in {_minor(t) for spec in torch_specs for t in spec.split() if t.startswith("torch==")}, (
+        "the oldest torch that pyproject.toml admits is tested"
+    )
     project = run.index("python -m pip install -e '.[test]'")
     assert torch_cpu < project, "CPU torch must be installed before the project pulls the default (CUDA) build"
     assert run.index("pytest") > project
