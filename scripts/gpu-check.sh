@@ -16,7 +16,8 @@
 # PHASES defaults to "steps compile ddp pipeline". A phase named twice runs twice; the second run of "steps" is
 # compared with the first (median img/s change per case, target <= 2%) by scripts/back_to_back.py. When all four
 # ran, the last line is the whole default CUDA matrix's time (target <= 6 minutes). With one short device session,
-# run everything in one call (a machine is not kept between calls): PHASES="steps steps compile ddp pipeline overhead".
+# run everything in one call (a machine is not kept between calls), the matrix first, under a budget:
+#   BUDGET_S=520 PHASES="steps compile ddp pipeline steps overhead" scripts/gpu-check.sh "$OUT"
 # BUDGET_S (seconds for the whole script) stops a phase that would outrun it with an interrupt, so pytest still
 # writes that phase's JSON, and starts no phase with under 45 s left; set it below the caller's own time limit,
 # so the tables are printed rather than the whole script killed.
