@@ -202,3 +202,41 @@ def test_overhead_refuses_a_case_that_cannot_run_in_one_line():
     )
     assert done.returncode == 2 and "fp16 autocast with GradScaler is benchmarked on CUDA only" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_gpu_check_rehearsed_on_the_cpu_cases_prints_every_table(tmp_path):
+    # The whole happy path that a device session runs, on the CPU cases with small settings: phases, the tables,
+    # the back-to-back comparison and the overhead table.
+    env = {
+        "GPU_CHECK_DEVICE": "cpu",
+        "OVERHEAD_ARGS": "--model resnet18 --batch-size 4 --steps 2 --rounds 2 --blocks 1",
+    }
+    quick = [
+        *("--trainperf-batch-size", "16", "--trainperf-rounds", "3", "--trainperf-window-s", "0.05"),
+        *("--trainperf-warmup-steps", "1", "--trainperf-epoch-images", "64", "--trainperf-epoch-rounds", "2"),
+        *("--trainperf-loader-rounds", "2", "--trainperf-loader-batches", "2", "--trainperf-loader-workers", "0"),
+        *("--trainperf-synthetic-images", "256"),
+    ]
+    done = subprocess.run(
+        ["bash", str(GPU_CHECK), "out", *quick],
+        cwd=tmp_path,
+        env={**os.environ, "PHASES": "steps pipeline steps overhead", "PYTHON": sys.executable, **env},
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    out = tmp_path / "out"
+    log = (out / "gpu-check.log").read_text()
+    assert "TRAINPERF_REQUIRE_CUDA" not in log
+    for n, name in enumerate(("steps", "pipeline", "steps"), start=1):
+        assert f"phase {n}-{name} " in log and "exited 0 after" in log.split(f"phase {n}-{name} ")[1].splitlines()[0]
+        assert (out / f"{n}-{name}.json").exists()
+    assert "slowest 15 durations" in log
+    table = (out / "table.txt").read_text()
+    assert "test_train_step[cpu-eager-fp32-contiguous-resnet18-b16-foreach]" in table
+    assert "test_epoch[cpu-eager-fp32-contiguous-resnet18-b16-foreach]" in table
+    assert "== back to back: 1-steps.json then 3-steps.json" in table
+    assert "== 4-overhead.txt" in table and "overhead " in table.split("== 4-overhead.txt")[1]
+    assert done.returncode in (0, 1), log  # 1: a 2% target missed on a busy 2-core machine, not a fault
+    assert "default CPU matrix" not in table  # no compile or ddp phase ran
