@@ -163,7 +163,7 @@ def test_pytest_interrupted_by_timeout_still_writes_the_benchmark_json(pytester)
         [
             "timeout",
             "--signal=INT",
-            "15",
+            "8",
             sys.executable,
             "-m",
             "pytest",
