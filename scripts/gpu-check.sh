@@ -14,13 +14,15 @@
 #   pipeline  whole epochs through the DataLoader, and the DataLoader grid
 #   overhead  scripts/overhead.py on CUDA: the harness against a bare loop of the same case (target <= 2%)
 # PHASES defaults to "steps compile ddp pipeline". A phase named twice runs twice; the second run of "steps" is
-# compared with the first (median img/s change per case, target <= 2%) by scripts/back_to_back.py. When all four
-# ran, the last line is the whole default CUDA matrix's time (target <= 6 minutes). With one short device session,
-# run everything in one call (a machine is not kept between calls), the matrix first, under a budget:
+# compared with the first (median img/s change per case, target <= 2%) by scripts/back_to_back.py: two runs in one
+# session, adjacent or with other phases between them. When all four ran, the last line is the whole default CUDA
+# matrix's time (target <= 6 minutes). With one short device session, run everything in one call (a machine is
+# not kept between calls), the matrix first, under a budget:
 #   BUDGET_S=520 PHASES="steps compile ddp pipeline steps overhead" scripts/gpu-check.sh "$OUT"
-# BUDGET_S (seconds for the whole script) stops a phase that would outrun it with an interrupt, so pytest still
-# writes that phase's JSON, and starts no phase with under 45 s left; set it below the caller's own time limit,
-# so the tables are printed rather than the whole script killed.
+# BUDGET_S (seconds for the whole script): a phase gets what is left less 25 s, then an interrupt (pytest still
+# writes that phase's JSON) and a kill 10 s later; no phase starts with under 45 s left; the script exits 1. The
+# remaining 15 s print the tables. Set it below the caller's own time limit, so the tables are printed rather
+# than the whole script killed.
 # TRAINPERF_REQUIRE_CUDA=1 makes "no GPU" (or no CUDA case selected) an error: this cannot pass by skipping.
 # GPU_CHECK_DEVICE=cpu rehearses the whole script on the CPU cases instead (the project's tests do, so a fault in
 # the script does not cost device time); OVERHEAD_ARGS replaces the overhead phase's "--batch-size 128 --steps 50".
@@ -36,7 +38,11 @@ device=${GPU_CHECK_DEVICE:-cuda}
   echo "gpu-check: GPU_CHECK_DEVICE must be cuda or cpu, got '$device'"
   exit 2
 }
-[[ $device == cuda ]] && export TRAINPERF_REQUIRE_CUDA=1
+if [[ $device == cuda ]]; then
+  export TRAINPERF_REQUIRE_CUDA=1
+else
+  export TRAINPERF_REQUIRE_CUDA=0 # a rehearsal also where the caller's environment asks for CUDA
+fi
 read -ra overhead_args <<<"${OVERHEAD_ARGS:---batch-size 128 --steps 50}"
 python=${PYTHON:-python3}
 log="$out/gpu-check.log"
@@ -78,17 +84,24 @@ budget=${BUDGET_S:-0}
   echo "gpu-check: BUDGET_S must be a whole number of seconds, got '$budget'" | tee -a "$log"
   exit 2
 }
-# A phase runs under `timeout` with what is left of the budget, less 15 s for the tables: an interrupt first
-# (pytest still ends its session and writes the JSON), a kill 20 s later.
+budget=$((10#$budget)) # 08 is eight seconds, not a bad octal number
+# A phase runs under `timeout` with what is left of the budget, less 15 s for the tables and 10 s for the kill
+# that follows an interrupt pytest does not act on. The interrupt lets pytest end its session and write the JSON.
+# --foreground: the phase stays in this script's process group, so a Ctrl-C or a kill of the group reaches it
+# (pytest's torchrun launches end with it through their parent-death signal).
+phase_limit() {
+  local left=$((budget - 25 - SECONDS))
+  echo $((left > 1 ? left : 1))
+}
 limit() {
-  local left=$((budget - 15 - SECONDS))
   if ((budget == 0)); then
     "$@"
   else
-    timeout --signal=INT --kill-after=20 "$left" "$@"
+    timeout --foreground --signal=INT --kill-after=10 "$(phase_limit)" "$@"
   fi
 }
 overhead=()
+stopped=() # JSON of phases the budget interrupted: partial, so never compared back to back
 for name in $phases; do
   n=$((n + 1))
   what=$(marks_of "$name")
@@ -99,6 +112,7 @@ for name in $phases; do
   fi
   json="$out/$n-$name.json"
   start=$SECONDS
+  allowed=$(phase_limit)
   if [[ $name == overhead ]]; then
     limit "$python" scripts/overhead.py --device "$device" "${overhead_args[@]}" 2>&1 | tee -a "$log" "$out/$n-overhead.txt"
   else
@@ -107,7 +121,11 @@ for name in $phases; do
   fi
   rc=${PIPESTATUS[0]}
   note=""
-  ((budget > 0 && (rc == 124 || rc == 137))) && note=" (stopped by BUDGET_S=$budget)"
+  if ((budget > 0 && (rc == 124 || rc == 137) && SECONDS - start >= allowed)); then
+    note=" (stopped by BUDGET_S=$budget)"
+    stopped+=("$json")
+    rc=1 # not 124/137: a caller would read those as its own time limit killing the whole script
+  fi
   echo "phase $n-$name ($what) exited $rc after $((SECONDS - start)) s$note" | tee -a "$log"
   [[ -n ${phase_s[$name]+set} || -n $note ]] || phase_s[$name]=$((SECONDS - start))
   ((rc == 0)) || status=$rc
@@ -121,8 +139,11 @@ for json in ${jsons[@]+"${jsons[@]}"}; do
 done
 steps=()
 for json in ${jsons[@]+"${jsons[@]}"}; do
-  [[ $json == *-steps.json ]] && steps+=("$json")
+  [[ $json == *-steps.json && " ${stopped[*]-} " != *" $json "* ]] && steps+=("$json")
 done
+if [[ $phases =~ steps.*steps ]] && ((${#steps[@]} < 2)); then
+  echo "== back to back: not compared, fewer than two steps runs finished" | tee -a "$out/table.txt"
+fi
 if ((${#steps[@]} >= 2)); then
   echo "== back to back: ${steps[0]##*/} then ${steps[1]##*/}" | tee -a "$out/table.txt"
   "$python" scripts/back_to_back.py "${steps[0]}" "${steps[1]}" | tee -a "$out/table.txt"

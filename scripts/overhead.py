@@ -44,7 +44,7 @@ TARGET = 0.02
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
@@ -57,10 +57,14 @@ def main() -> int:
 
     apply_backend_flags(tf32=True, cudnn_benchmark=True)
     case = Case(args.device, "eager", args.precision, args.memory_format, args.model, args.batch_size, args.optimizer)
-    if case.unsupported_reason():
-        parser.error(f"{case.id}: {case.unsupported_reason()}")
+    refusal = case.unsupported_reason()
     if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: CUDA is not available here")
+        refusal = "--device cuda: CUDA is not available here"
+    if args.device == "mps" and not torch.backends.mps.is_available():
+        refusal = "--device mps: MPS is not available here"
+    if refusal:
+        print(f"overhead.py: {case.id}: {refusal}", file=sys.stderr)
+        return 2
     torch.manual_seed(0)
     trainer = build_trainer(case, build_model(case.model))
     g = torch.Generator().manual_seed(0)

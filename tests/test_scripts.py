@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).parent.parent
 GPU_CHECK = ROOT / "scripts" / "gpu-check.sh"
 BACK_TO_BACK = ROOT / "scripts" / "back_to_back.py"
+# These expect the refusals of a machine without a GPU, as here and in CI.
+no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="expects a machine without CUDA")
 
 
 def _run_gpu_check(
@@ -26,6 +29,7 @@ def _run_gpu_check(
     )
 
 
+@no_gpu
 def test_gpu_check_without_a_gpu_fails_and_writes_its_log_under_a_relative_out(tmp_path):
     # Started from outside the repository with a relative OUT: the log lands there, and the run fails rather
     # than passing by skipping every CUDA case.
@@ -36,6 +40,7 @@ def test_gpu_check_without_a_gpu_fails_and_writes_its_log_under_a_relative_out(t
     assert "phase 1-steps (cuda and train_step) exited 4" in log
 
 
+@no_gpu
 def test_gpu_check_times_the_whole_matrix_when_every_phase_ran(tmp_path):
     done = _run_gpu_check(tmp_path, "out", "steps compile ddp pipeline")
     assert done.returncode == pytest.ExitCode.USAGE_ERROR  # no GPU here: every phase refuses to pass by skipping
@@ -85,6 +90,7 @@ def test_back_to_back_fails_when_a_benchmark_is_missing_from_one_run(tmp_path):
     assert "largest change 0.00%: within" in done.stdout and f"only in {first}: step[b]" in done.stdout
 
 
+@no_gpu
 def test_gpu_check_does_not_reuse_an_earlier_runs_json(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -111,6 +117,8 @@ def test_back_to_back_bad_input_is_one_line(tmp_path):
 # does at the end of an interrupted session; everything else (the header, the tables) is the real interpreter.
 SLOW_PYTHON = """#!%s
 import os, sys, time
+if sys.argv[1] == "-c":  # the header's version line: no torch import to eat into the budget on a busy machine
+    sys.exit(print("torch (stand-in)"))
 if sys.argv[1:3] != ["-m", "pytest"]:
     os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
 json = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--benchmark-json="))
@@ -143,18 +151,22 @@ def test_gpu_check_budget_interrupts_a_phase_keeps_its_json_and_starts_no_more(t
 def test_gpu_check_refuses_a_budget_that_is_not_seconds(tmp_path):
     done = _run_gpu_check(tmp_path, "out", "steps", BUDGET_S="9m")
     assert done.returncode == 2 and "BUDGET_S must be a whole number of seconds, got '9m'" in done.stdout
+    done = _run_gpu_check(tmp_path, "out", "steps", BUDGET_S="09")  # decimal, not a bad octal number
+    assert done.returncode == 1 and "of BUDGET_S=9 left" in done.stdout, done.stdout + done.stderr
 
 
 def test_pytest_interrupted_by_timeout_still_writes_the_benchmark_json(pytester):
     # What BUDGET_S relies on: `timeout --signal=INT` ends pytest's session normally, JSON included.
     pytester.makepyfile(
         """
-        import time
+        import os, signal, time
 
         def test_fast(benchmark):
             benchmark(lambda: None)
 
         def test_slow():
+            # Tells `timeout` (the parent) that its time is up, whatever the load on the machine.
+            os.kill(os.getppid(), signal.SIGALRM)
             time.sleep(120)
         """
     )
@@ -163,7 +175,7 @@ def test_pytest_interrupted_by_timeout_still_writes_the_benchmark_json(pytester)
         [
             "timeout",
             "--signal=INT",
-            "8",
+            "100",
             sys.executable,
             "-m",
             "pytest",
@@ -184,6 +196,7 @@ def test_pytest_interrupted_by_timeout_still_writes_the_benchmark_json(pytester)
     assert names == ["test_fast"]
 
 
+@no_gpu
 def test_gpu_check_overhead_phase_runs_the_overhead_script_on_cuda(tmp_path):
     done = _run_gpu_check(tmp_path, "out", "overhead")
     log = (tmp_path / "out" / "gpu-check.log").read_text()
@@ -209,6 +222,7 @@ def test_gpu_check_rehearsed_on_the_cpu_cases_prints_every_table(tmp_path):
     # the back-to-back comparison and the overhead table.
     env = {
         "GPU_CHECK_DEVICE": "cpu",
+        "TRAINPERF_REQUIRE_CUDA": "1",  # a GPU job's environment: the rehearsal must not inherit it
         "OVERHEAD_ARGS": "--model resnet18 --batch-size 4 --steps 2 --rounds 2 --blocks 1",
     }
     quick = [
