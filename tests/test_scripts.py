@@ -46,7 +46,7 @@ def test_gpu_check_times_the_whole_matrix_when_every_phase_ran(tmp_path):
     assert done.returncode == pytest.ExitCode.USAGE_ERROR  # no GPU here: every phase refuses to pass by skipping
     table = (tmp_path / "out" / "table.txt").read_text()
     assert "== default CUDA matrix (steps, compile, ddp, pipeline; first runs): " in table
-    assert "but a phase failed, see above" in table
+    assert "but steps compile ddp pipeline failed, see above" in table
 
 
 def test_gpu_check_refuses_an_unknown_phase_before_running_anything(tmp_path):
