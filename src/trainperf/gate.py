@@ -224,7 +224,7 @@ def record(
     if short:
         errors.append(f"{path}: not updated: too few rounds to gate on later in {', '.join(short[:5])}")
         return []
-    provenance = {"commit": _git_commit(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    provenance = {"commit": _git_commit(), "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     entries = {
         r.name: bl.Entry(
             img_per_s=r.img_per_s,

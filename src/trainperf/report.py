@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,7 @@ def _when(value: Any, path: Path) -> datetime:
         when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise ReportError(path, f"no valid 'datetime' (got {value!r}); pytest-benchmark writes one") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def parse_run(doc: Any, path: Path) -> Run:
@@ -459,7 +459,7 @@ def sections(run: Run) -> list[Section]:
 
 
 def when_text(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def describe_machine(info: dict[str, Any]) -> str:
