@@ -285,6 +285,22 @@ def test_the_content_check_counts_the_training_images(cifar_root: pathlib.Path) 
         check_cifar10_contents(cifar_root)
 
 
+def test_the_content_check_reads_unchanged_files_once(cifar_root: pathlib.Path, monkeypatch) -> None:
+    # The plugin checks at collection and the dataset fixture again when it loads: the real set is 180 MB.
+    import trainperf.datadir as datadir
+
+    reads: list[str] = []
+    real_unpickle = datadir.unpickle
+    monkeypatch.setattr(datadir, "unpickle", lambda path: reads.append(path.name) or real_unpickle(path))
+    images = check_cifar10_contents(cifar_root)
+    assert len(reads) == 6
+    assert check_cifar10_contents(cifar_root) == images and len(reads) == 6
+    rewrite_batch(cifar_root, "data_batch_2", labels=[3] * 19)
+    with pytest.raises(DataError, match="data_batch_2 has 20 images but labels of shape"):
+        check_cifar10_contents(cifar_root)
+    assert len(reads) > 6
+
+
 def test_load_reports_a_missing_batch(cifar_root: pathlib.Path) -> None:
     batches = cifar_root / "cifar-10-batches-py"
     (batches / "data_batch_3").unlink()

@@ -110,6 +110,9 @@ def check_cifar10_contents(root: str | os.PathLike[str]) -> int:
     whole images, and a bad file would go unnamed). Raises DataError naming the directory and the file.
     """
     batches_dir = check_cifar10_dir(root) / BASE_FOLDER
+    key = _files_key(batches_dir)
+    if key in _CHECKED:  # checked at collection; the dataset fixture asks again in the same session
+        return _CHECKED[key]
     images = 0
     for name in TRAIN_FILES:
         try:
@@ -127,4 +130,15 @@ def check_cifar10_contents(root: str | os.PathLike[str]) -> int:
     names = meta.get("label_names") if isinstance(meta, dict) else None
     if not isinstance(names, (list, tuple)) or len(names) != CLASSES:
         raise data_error(batches_dir, f"{META_FILE} must hold 'label_names', a list of {CLASSES} class names")
+    _CHECKED[key] = images
     return images
+
+
+# Directories whose files passed check_cifar10_contents, by path and each file's inode, size and modification
+# time: a file rewritten or replaced since is read again.
+_CHECKED: dict[tuple[object, ...], int] = {}
+
+
+def _files_key(batches_dir: pathlib.Path) -> tuple[object, ...]:
+    stats = [(name, (batches_dir / name).stat()) for name in (*TRAIN_FILES, META_FILE)]
+    return (str(batches_dir.resolve()), *((name, st.st_ino, st.st_size, st.st_mtime_ns) for name, st in stats))
