@@ -101,7 +101,7 @@ limit() {
   fi
 }
 overhead=()
-stopped=() # JSON of phases the budget interrupted: partial, so never compared back to back
+steps=() # JSON of the steps runs that finished (a run the budget interrupted is partial: never compared)
 failed_first=() # phases whose first run failed: the matrix time then covers a failed run
 for name in $phases; do
   n=$((n + 1))
@@ -124,7 +124,6 @@ for name in $phases; do
   note=""
   if ((budget > 0 && (rc == 124 || rc == 137) && SECONDS - start >= allowed)); then
     note=" (stopped by BUDGET_S=$budget)"
-    stopped+=("$json")
     rc=1 # not 124/137: a caller would read those as its own time limit killing the whole script
   fi
   echo "phase $n-$name ($what) exited $rc after $((SECONDS - start)) s$note" | tee -a "$log"
@@ -134,16 +133,13 @@ for name in $phases; do
   fi
   ((rc == 0)) || status=$rc
   [[ -s $json ]] && jsons+=("$json")
+  [[ $name == steps && -z $note && -s $json ]] && steps+=("$json")
   [[ -s $out/$n-overhead.txt ]] && overhead+=("$out/$n-overhead.txt")
 done
 
 for json in ${jsons[@]+"${jsons[@]}"}; do
   echo "== $(basename "$json")" | tee -a "$out/table.txt"
   "$python" -m trainperf.table "$json" | tee -a "$out/table.txt"
-done
-steps=()
-for json in ${jsons[@]+"${jsons[@]}"}; do
-  [[ $json == *-steps.json && " ${stopped[*]-} " != *" $json "* ]] && steps+=("$json")
 done
 if [[ $phases =~ steps.*steps ]] && ((${#steps[@]} < 2)); then
   echo "== back to back: not compared, fewer than two steps runs finished" | tee -a "$out/table.txt"

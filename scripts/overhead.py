@@ -22,7 +22,7 @@ from trainperf import measure
 from trainperf.cases import Case
 from trainperf.environment import apply_backend_flags
 from trainperf.models import build_model
-from trainperf.runner import make_sampler
+from trainperf.runner import make_sampler, skip_reason
 from trainperf.settings import Settings
 from trainperf.training import build_trainer, synchronize
 
@@ -57,12 +57,7 @@ def main() -> int:
 
     apply_backend_flags(tf32=True, cudnn_benchmark=True)
     case = Case(args.device, "eager", args.precision, args.memory_format, args.model, args.batch_size, args.optimizer)
-    refusal = case.unsupported_reason()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        refusal = "--device cuda: CUDA is not available here"
-    if args.device == "mps" and not torch.backends.mps.is_available():
-        refusal = "--device mps: MPS is not available here"
-    if refusal:
+    if refusal := skip_reason(args.device, case):  # what the suite would skip this case for
         print(f"overhead.py: {case.id}: {refusal}", file=sys.stderr)
         return 2
     torch.manual_seed(0)

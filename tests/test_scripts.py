@@ -201,7 +201,7 @@ def test_gpu_check_overhead_phase_runs_the_overhead_script_on_cuda(tmp_path):
     done = _run_gpu_check(tmp_path, "out", "overhead")
     log = (tmp_path / "out" / "gpu-check.log").read_text()
     assert done.returncode == 2, log
-    assert "--device cuda: CUDA is not available here" in log
+    assert "overhead.py: cuda-eager-fp32-contiguous-resnet18-b128-foreach: CUDA is not available: " in log
     assert "phase 1-overhead (scripts/overhead.py --device cuda) exited 2" in log
 
 

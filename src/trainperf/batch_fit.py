@@ -62,7 +62,7 @@ def problem(test: str, required: Need, images: int, source: str) -> str | None:
             return None
         return (
             f"{test}: {required.why} needs {required.images} images, more than the epoch's {required.limit} "
-            f"(--trainperf-epoch-images; 5,120 by default on CPU)"
+            f"(--trainperf-epoch-images; {CPU_EPOCH_IMAGES:,} by default on CPU)"
         )
     if required.images <= images:
         return None
