@@ -2,14 +2,19 @@
 
 JSON only (nothing on this path unpickles). Pure logic plus file I/O; no pytest.
 
-Layout (schema_version 1)::
+Layout (schema_version 2)::
 
-    {"schema": "trainperf-baseline", "schema_version": 1, "machine_key": "cpu-amd-epyc-2c-torch2.14",
+    {"schema": "trainperf-baseline", "schema_version": 2, "machine_key": "cpu-amd-epyc-2c-torch2.14",
      "default_tolerance": 0.05,                      # optional, for every benchmark of this file
      "benchmarks": {"test_train_step[cpu-...]": {
-         "img_per_s": 616.3, "samples": [607.1, 626.1, ...],
+         "img_per_s": 616.3,                         # geometric mean of the runs
+         "runs": [612.0, 620.1, 616.9],              # median img/s of independent runs (processes), oldest first
+         "samples": [607.1, 626.1, ...],             # the rounds of the newest run
          "tolerance": 0.08,                          # optional, this benchmark only
          "provenance": {"commit": "...", "date": "...", "machine": {...}, "backend_flags": {...}, ...}}}}
+
+A schema_version 1 file (one run's rounds, no "runs") still loads, as a reference of one run: the verdict then
+assumes the default between-run noise.
 """
 
 from __future__ import annotations
@@ -18,15 +23,17 @@ import json
 import math
 import os
 import re
+import statistics
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from trainperf.cases import is_benchmark_param_id
 
 SCHEMA = "trainperf-baseline"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+DEFAULT_KEEP_RUNS = 10  # runs an entry keeps when runs accumulate (the newest)
 # A benchmark id is a test name with its parameter id: test_train_step[cpu-eager-...]
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\[([^\[\]\s]+)\]$")
 
@@ -41,9 +48,19 @@ class Entry:
     samples: tuple[float, ...]
     tolerance: float | None = None
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+    runs: tuple[float, ...] = ()  # median img/s of each independent run; () means the one run of ``samples``
+
+    @property
+    def run_medians(self) -> tuple[float, ...]:
+        """The evidence of between-run noise: one median per independent run."""
+        return self.runs or (self.img_per_s,)
 
     def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"img_per_s": self.img_per_s, "samples": list(self.samples)}
+        out: dict[str, Any] = {
+            "img_per_s": self.img_per_s,
+            "runs": list(self.run_medians),
+            "samples": list(self.samples),
+        }
         if self.tolerance is not None:
             out["tolerance"] = self.tolerance
         out["provenance"] = self.provenance
@@ -95,7 +112,9 @@ def parse(doc: Any, path: Path) -> Baseline:
             f"upgrade trainperf"
         )
     if version < 1:
-        raise BaselineError(f"{path}: schema_version {version} is not a valid version")
+        raise BaselineError(
+            f"{path}: schema_version {version} is not a valid version (this trainperf reads 1 to {SCHEMA_VERSION})"
+        )
     key = doc.get("machine_key")
     if not isinstance(key, str) or not key:
         raise BaselineError(f"{path}: machine_key must be a non-empty string, got {key!r}")
@@ -124,6 +143,11 @@ def _entry(name: str, raw: Any, path: Path) -> Entry:
         raise BaselineError(
             f"{path}: entry {name}: samples must be a non-empty list of positive img/s values, got {samples!r}"
         )
+    runs = raw.get("runs", [])
+    if not isinstance(runs, list) or not all(_positive(r) for r in runs):
+        raise BaselineError(
+            f"{path}: entry {name}: runs must be a list of positive img/s values (one median per run), got {runs!r}"
+        )
     provenance = raw.get("provenance", {})
     if not isinstance(provenance, dict):
         raise BaselineError(f"{path}: entry {name}: provenance must be an object")
@@ -132,6 +156,7 @@ def _entry(name: str, raw: Any, path: Path) -> Entry:
         samples=tuple(float(s) for s in samples),
         tolerance=_tolerance(raw.get("tolerance"), f"entry {name}: tolerance", path),
         provenance=provenance,
+        runs=tuple(float(r) for r in runs),
     )
 
 
@@ -190,9 +215,12 @@ class Changes:
         return out
 
 
-def merge(old: Baseline | None, key: str, current: dict[str, Entry]) -> tuple[Baseline, Changes]:
+def merge(
+    old: Baseline | None, key: str, current: dict[str, Entry], *, accumulate: int | None = None
+) -> tuple[Baseline, Changes]:
     """The baseline after recording ``current``: entries that did not run are kept, per-entry tolerances carry
-    over to the new numbers."""
+    over to the new numbers. ``accumulate=N`` appends the new runs to an entry's older ones and keeps the newest
+    N (history of the default branch); otherwise the new runs replace the old."""
     previous = dict(old.entries) if old else {}
     entries = dict(previous)
     added, updated = [], []
@@ -201,10 +229,23 @@ def merge(old: Baseline | None, key: str, current: dict[str, Entry]) -> tuple[Ba
         if before is None:
             added.append(name)
         else:
+            if accumulate:
+                runs = (*before.run_medians, *entry.run_medians)[-accumulate:]
+                entry = replace(entry, runs=runs, img_per_s=_geomean(runs))
             updated.append((name, before.img_per_s, entry.img_per_s))
             if entry.tolerance is None and before.tolerance is not None:
-                entry = Entry(entry.img_per_s, entry.samples, before.tolerance, entry.provenance)
+                entry = replace(entry, tolerance=before.tolerance)
         entries[name] = entry
     kept = tuple(sorted(set(previous) - set(current)))
     new = Baseline(machine_key=key, entries=entries, default_tolerance=old.default_tolerance if old else None)
     return new, Changes(tuple(sorted(added)), tuple(sorted(updated)), kept)
+
+
+def _geomean(values: tuple[float, ...]) -> float:
+    return math.exp(statistics.fmean(math.log(v) for v in values))
+
+
+def entry_from_runs(runs: list[tuple[float, tuple[float, ...]]], provenance: dict[str, Any]) -> Entry:
+    """One entry from independent runs, each (median img/s, rounds), oldest first."""
+    medians = tuple(m for m, _ in runs)
+    return Entry(img_per_s=_geomean(medians), samples=runs[-1][1], provenance=provenance, runs=medians)

@@ -6,7 +6,9 @@ torch comes in only once a collected test asks for a trainperf fixture.
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +52,8 @@ ACTIVE_KEY = pytest.StashKey[bool]()
 COMPARED_KEY = pytest.StashKey[list[tuple[str, Any]]]()
 GATE_KEY = pytest.StashKey[Any]()
 OUTCOME_KEY = pytest.StashKey[Any]()
+STARTED_KEY = pytest.StashKey[float]()
+CHILD_ENV = "TRAINPERF_FRESH_RUN"  # fresh_run.CHILD_ENV, without importing it here
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,6 +66,10 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings.from_pytest_config(config)
     config.stash[SETTINGS_KEY] = settings
     config.stash[RESULTS_KEY] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[STARTED_KEY] = time.monotonic()
 
 
 def _mps_possible() -> bool:
@@ -216,7 +224,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 f"trainperf: the GPU is not idle: {'; '.join(busy)} (--trainperf-require-idle-gpu)",
                 returncode=pytest.ExitCode.USAGE_ERROR,
             )
-    if not _benchmarks_timed(config):
+    if os.environ.get(CHILD_ENV):
+        pass  # a fresh process measuring for its parent: the parent judges
+    elif not _benchmarks_timed(config):
         if settings.update_baselines or settings.strict:
             pytest.exit(
                 "trainperf: --trainperf-update-baselines and --trainperf-strict need timed benchmarks; they are "
@@ -303,7 +313,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or session.shouldstop:
         return
-    from trainperf import gate
+    from trainperf import fresh_run, gate, gate_run
+    from trainperf.settings import OPTIONS
 
     results = [
         gate.Current(
@@ -313,16 +324,48 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             r.extra["img_per_s_spread"],
             r.tolerance,
             r.extra,
+            r.nodeid,
         )
         for r in config.stash.get(RESULTS_KEY, [])
         if "img_per_s_rounds" in r.extra
     ]
+    valued = {o.cli for o in OPTIONS if not o.flag}
+    child = gate_run.ChildContext(
+        options=tuple(fresh_run.child_arguments([*fresh_run.addopts_tokens(), *config.invocation_params.args], valued)),
+        rootdir=config.rootpath,
+        inifile=config.inipath,
+        invocation_dir=config.invocation_params.dir,
+    )
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(line)
+
+    started = config.stash.get(STARTED_KEY, time.monotonic())
+    settings: Settings = config.stash[SETTINGS_KEY]
     with warnings.catch_warnings():  # a library's deprecation notice must not crash the verdict
         warnings.simplefilter("default")
-        outcome = gate.evaluate(state, config.stash[SETTINGS_KEY], results, session.testsfailed)
+        outcome = gate_run.finish(state, settings, results, session.testsfailed, child, time.monotonic() - started, say)
     config.stash[OUTCOME_KEY] = outcome
-    if outcome.exit_code and session.exitstatus == pytest.ExitCode.OK:
+    if settings.verdict_json:
+        _write_verdict(settings.verdict_json, state.key, outcome)
+    if outcome.exit_code and (session.exitstatus == pytest.ExitCode.OK or settings.update_baselines):
         session.exitstatus = outcome.exit_code
+
+
+def _write_verdict(path: str, key: str, outcome: Any) -> None:
+    from pathlib import Path
+
+    from trainperf import verdict_report
+
+    doc = verdict_report.document(
+        outcome.rows, mode="baseline", machine_key=key, exit_code=outcome.exit_code, notes=outcome.notes
+    )
+    try:
+        verdict_report.write(Path(path), doc)
+    except OSError as exc:
+        outcome.notes.append(f"--trainperf-verdict-json {path}: not written ({exc.strerror or exc})")
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -336,7 +379,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     outcome = config.stash.get(OUTCOME_KEY, None)
     if outcome is None:
         return
-    from trainperf import gate
+    from trainperf import verdict_report
 
     state = config.stash[GATE_KEY]
     where = state.committed.path if state.committed else state.note
@@ -344,14 +387,16 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if outcome.rows:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
-            lines = gate.table_lines(outcome.rows)
-        for line in lines:
+            lines = verdict_report.table_lines(outcome.rows)
+        for line in [*lines, verdict_report.legend()]:
             terminalreporter.write_line(line)
     for line in outcome.notes:
         terminalreporter.write_line(line)
-    if outcome.failures or outcome.errors:
+    if outcome.exit_code == 6:
+        terminalreporter.write_sep("=", "trainperf: baseline not updated", red=True, bold=True)
+    elif outcome.failures or outcome.errors:
         terminalreporter.write_sep("=", "trainperf gate FAILED", red=True, bold=True)
-        for line in outcome.errors + outcome.failures:
-            terminalreporter.write_line(line, red=True)
-    else:
+    for line in outcome.errors + outcome.failures:
+        terminalreporter.write_line(line, red=True)
+    if outcome.exit_code == 0:
         terminalreporter.write_line("trainperf gate: passed", green=True)

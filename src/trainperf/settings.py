@@ -34,6 +34,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise ValueError
+        return value
+
+    return parse
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -373,20 +383,67 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "update_baselines",
         "",
-        "write this run into the machine's baseline file (merged, atomically)",
+        "record this machine's baseline file from this run and more fresh-process runs (merged, atomically)",
         "'1' or '0'",
         _on_off,
         "0",
         flag=True,
     ),
     Option(
-        "force_update",
-        "",
-        "update baselines even from a run with failed cases or noisy results",
-        "'1' or '0'",
+        "confirm",
+        "on|off",
+        "measure a benchmark that looks regressed again in a fresh process and fail only when that run agrees",
+        "'on' or 'off'",
         _on_off,
-        "0",
-        flag=True,
+        "on",
+    ),
+    Option(
+        "confirm_timeout_s",
+        "SECONDS",
+        "time limit of the confirming fresh process (all suspects together); past it the first verdict stands",
+        "a positive number",
+        _positive_float,
+        "600",
+    ),
+    Option(
+        "run_noise",
+        "FRACTION",
+        "between-run noise assumed before a reference has measured its own (pooled with it on 2 degrees of freedom)",
+        "a fraction (0.03) or a percentage (3%) between 0 and 1",
+        parse_fraction,
+        "0.03",
+    ),
+    Option(
+        "record_min_runs",
+        "N",
+        "independent runs (fresh processes) a recorded baseline needs at least",
+        "an integer >= 2",
+        _at_least(2),
+        "3",
+    ),
+    Option(
+        "record_max_runs",
+        "N",
+        "most runs a recording measures while a benchmark's threshold is still above its tolerance",
+        "an integer >= 2",
+        _at_least(2),
+        "5",
+    ),
+    Option(
+        "record_budget_s",
+        "SECONDS",
+        "time budget of a recording, the first run included; fewer than the minimum runs in it refuses",
+        "a positive number",
+        _positive_float,
+        "1200",
+    ),
+    Option(
+        "verdict_json",
+        "PATH",
+        "write the gate's verdicts as JSON (readable by trainperf report)",
+        "a file path",
+        str,
+        None,
     ),
     Option(
         "allow_mismatch",
@@ -443,14 +500,6 @@ OPTIONS: tuple[Option, ...] = (
         _positive_float,
         "600",
     ),
-    Option(
-        "max_update_spread",
-        "FRACTION",
-        "refuse to record a baseline whose round-to-round spread (IQR/median) is above this",
-        "a fraction (0.05) or a percentage (5%) between 0 and 1",
-        parse_fraction,
-        "0.05",
-    ),
 )
 
 
@@ -488,9 +537,14 @@ class Settings:
     alpha: float = 0.05
     strict: bool = False
     update_baselines: bool = False
-    force_update: bool = False
     allow_mismatch: bool = False
-    max_update_spread: float = 0.05
+    confirm: bool = True
+    confirm_timeout_s: float = 600.0
+    run_noise: float = 0.03
+    record_min_runs: int = 3
+    record_max_runs: int = 5
+    record_budget_s: float = 1200.0
+    verdict_json: str | None = None
     world_sizes: tuple[int, ...] | None = None
     nnodes: int = 1
     rdzv_endpoint: str | None = None
@@ -538,6 +592,11 @@ class Settings:
             raise pytest.UsageError(
                 f"--trainperf-world-sizes: expected multiples of --trainperf-nnodes {values['nnodes']} (every node "
                 f"runs the same number of processes), got {','.join(map(str, values['world_sizes']))}"
+            )
+        if values["record_max_runs"] < values["record_min_runs"]:
+            raise pytest.UsageError(
+                f"--trainperf-record-max-runs: expected at least --trainperf-record-min-runs "
+                f"({values['record_min_runs']}), got {values['record_max_runs']}"
             )
         overrides = {axis: values[axis] for axis in cases.AXES if values[axis] is not None}
         return cls(**values, overrides=overrides)

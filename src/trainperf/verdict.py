@@ -1,13 +1,20 @@
-"""Slower or not: the comparison of a benchmark's per-round img/s with its baseline's. Pure logic, no pytest.
+"""Slower or not: the verdict policy. Pure logic on plain numbers: no file I/O, no git, no pytest.
 
-A benchmark REGRESSED when both hold:
-- the estimated change is a drop beyond its tolerance.  The estimate is the Hodges-Lehmann shift of the
-  log img/s samples (the median of all current/baseline pairwise ratios): robust to a stray slow round like a
-  median, but nearly as precise as a mean, which is what lets 10 rounds separate a 5% tolerance from noise;
-- the drop is significant: a one-sided Mann-Whitney U test of "current rounds are slower" gives p <= alpha.
-Faster beyond the tolerance with the same evidence is "improved — baseline stale" (never a failure). A drop
-beyond the tolerance that is not significant is "inconclusive", never "ok": the rounds were too few or too noisy
-to tell, which a person must see (strict mode fails it).
+Noise has two levels. Rounds inside one run agree within a few percent, but a whole run (a new process, its
+thread placement, caches, clocks, the other tenants of a shared host) shifts by 5-20% against another. So the
+unit of evidence is a run: its median img/s. A reference (a baseline, or side A of an A/B) holds the medians of
+several independent runs, and their spread is the *between-run noise*, pooled with a prior so that three runs
+that happen to agree do not promise more than a machine delivers.
+
+A benchmark's change is ``mean(log current runs) - mean(log reference runs)``. Its threshold is the larger of
+its tolerance and the one-sided Student-t bound on that difference under no change (``alpha``, between-run noise,
+reference and current run counts). Dropping past the threshold is ``REGRESSED``; dropping past the tolerance but
+inside the noise is ``INCONCLUSIVE`` (this machine cannot tell, and says so instead of guessing); rising past the
+threshold is ``STALE``. The smallest change the machine can detect is the drop caught 80% of the time.
+
+A regression seen once is confirmed by a fresh run (``confirm``): the verdict stands only when that run alone
+crosses the threshold too. A/B (``paired``) decides from the per-pair ratios of runs alternated in one session,
+so the slow drift that both sides share cancels.
 """
 
 from __future__ import annotations
@@ -15,127 +22,257 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 OK = "ok"
 REGRESSED = "REGRESSED"
 STALE = "improved — baseline stale"
-INCONCLUSIVE = "inconclusive — drop not significant"
+FASTER = "faster"  # A/B: B beats A beyond the threshold (nothing is stale there)
+INCONCLUSIVE = "inconclusive — within this machine's noise"
+UNCONFIRMED = "not confirmed — a fresh run agrees with the baseline"
 NEW = "new — no baseline"
 MISSING = "missing — in baseline but not run"
 
 DEFAULT_TOLERANCE = 0.05
 DEFAULT_ALPHA = 0.05
+# Between-run noise assumed before any is measured, and its weight in degrees of freedom: a reference of one
+# run (an old baseline, a --benchmark-compare run) is judged with 3% run-to-run noise on 2 degrees of freedom;
+# each further reference run adds one degree of its own evidence.
+DEFAULT_RUN_NOISE = 0.03
+PRIOR_DOF = 2.0
+POWER = 0.8  # "can detect" means: caught in 80% of runs
+_MEDIAN_EFFICIENCY = 1.2533  # sd of a sample median over sd of the mean, normal data
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Between-run noise evidence for one benchmark, on the log scale (0.05 is about 5%)."""
+
+    sigma: float  # sd of one run's log median: measured runs pooled with the prior
+    dof: float  # degrees of freedom of sigma
+    runs: int  # reference runs behind it
+    measured: float | None  # sd of the reference runs alone; None with fewer than 2
 
 
 @dataclass(frozen=True)
 class Comparison:
+    """The verdict on one benchmark against one reference: the only record of a verdict there is."""
+
     name: str
     verdict: str
-    baseline: float | None = None  # median img/s
-    current: float | None = None
+    baseline: float | None = None  # reference img/s (geometric mean of its runs)
+    current: float | None = None  # this run's img/s (geometric mean of its runs)
     change: float | None = None  # estimated relative change, -0.10 = 10% slower
     tolerance: float | None = None
-    p_value: float | None = None  # one-sided, in the direction of the change
-    rounds: tuple[int, int] | None = None  # (baseline, current) samples
+    threshold: float | None = None  # drop that fails: max(tolerance, noise bound)
+    detectable: float | None = None  # smallest drop caught in 80% of runs
+    noise: float | None = None  # between-run noise used (sigma, log scale)
+    runs: tuple[int, int] | None = None  # (reference, current) runs; pairs for A/B
+    first: float | None = None  # change of the first measurement, when a confirmation ran
+    confirmation: float | None = None  # change of the confirming fresh run
     against: str = "baseline"
 
     @property
     def failed(self) -> bool:
         return self.verdict == REGRESSED
 
+    @property
+    def underpowered(self) -> bool:
+        """Whether this machine's between-run noise, not the tolerance, sets the threshold for this benchmark."""
+        if self.threshold is None or self.tolerance is None:
+            return False
+        return self.threshold > self.tolerance + 1e-9
+
     def line(self) -> str:
-        """One line a person reads in a failure summary."""
+        """One line a person reads in a summary."""
         if self.change is None:
             return f"{self.verdict}: {self.name} (against {self.against})"
-        evidence = "p=n/a" if self.p_value is None else f"p={self.p_value:.2g}"
-        assert self.rounds is not None and self.tolerance is not None
-        return (
+        assert self.runs is not None and self.tolerance is not None and self.threshold is not None
+        what = "pairs" if self.against.startswith("A/B") else "runs"
+        text = (
             f"{self.verdict}: {self.name}: {self.against} {self.baseline:,.1f} img/s, current {self.current:,.1f} "
-            f"img/s, change {self.change:+.1%}, tolerance {self.tolerance:.1%}, {evidence} "
-            f"(one-sided Mann-Whitney U, {self.rounds[0]} vs {self.rounds[1]} rounds)"
+            f"img/s, change {self.change:+.1%}, threshold -{self.threshold:.1%} (tolerance {self.tolerance:.1%}, "
+            f"noise {self.noise:.1%} from {self.runs[0]} {what}), detectable -{self.detectable:.1%}"
         )
+        if self.confirmation is not None:
+            text += f"; first run {self.first:+.1%}, confirmation in a fresh process {self.confirmation:+.1%}"
+        if self.underpowered:
+            text += (
+                f"; this machine's noise hides drops between {self.tolerance:.1%} and {self.threshold:.1%} here "
+                f"(more reference runs, or A/B, narrow it)"
+            )
+        return text
 
 
-def smallest_p(n: int, m: int) -> float:
-    """The smallest one-sided Mann-Whitney U p-value that n vs m samples can reach (complete separation)."""
-    return 1.0 / math.comb(n + m, n)
+def _logs(values: Sequence[float]) -> list[float]:
+    return [math.log(v) for v in values]
 
 
-def decidable(n: int, m: int, alpha: float = DEFAULT_ALPHA) -> bool:
-    """Whether n vs m rounds can ever be significant at ``alpha``; 3 vs 3 is the least at 0.05."""
-    return smallest_p(n, m) <= alpha
+def within_run_sigma(samples: Sequence[float]) -> float:
+    """The sd of one run's log median implied by its own rounds: the floor of any between-run noise."""
+    if len(samples) < 2:
+        return 0.0
+    return _MEDIAN_EFFICIENCY * statistics.stdev(_logs(samples)) / math.sqrt(len(samples))
 
 
-def shift_ratio(baseline: Sequence[float], current: Sequence[float]) -> float:
-    """Hodges-Lehmann estimate of current/baseline: the median of all pairwise ratios."""
-    logs = [math.log(c) - math.log(b) for c in current for b in baseline]
-    return math.exp(statistics.median(logs))
+def run_noise(
+    runs: Sequence[float],
+    samples: Sequence[float] = (),
+    *,
+    prior: float = DEFAULT_RUN_NOISE,
+    prior_dof: float = PRIOR_DOF,
+) -> Noise:
+    """Between-run noise from reference run medians (img/s), pooled with ``prior`` (never below the noise the
+    rounds of one run imply, ``samples``)."""
+    if not runs:
+        raise ValueError("a reference needs at least one run")
+    floor = max(math.log1p(prior), within_run_sigma(samples))
+    measured = statistics.stdev(_logs(runs)) if len(runs) >= 2 else None
+    own_dof = len(runs) - 1
+    pooled = ((measured or 0.0) ** 2 * own_dof + floor**2 * prior_dof) / (own_dof + prior_dof)
+    return Noise(sigma=math.sqrt(pooled), dof=own_dof + prior_dof, runs=len(runs), measured=measured)
+
+
+def _t(alpha: float, dof: float) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(1.0 - alpha, dof))
+
+
+def _z(p: float) -> float:
+    return statistics.NormalDist().inv_cdf(p)
+
+
+def bounds(
+    noise: Noise, *, tolerance: float, alpha: float, current_runs: int = 1, paired: bool = False
+) -> tuple[float, float, float]:
+    """(threshold, detectable, standard error) on the log scale. ``paired``: noise is the sd of one pair's log
+    ratio and ``noise.runs`` the pairs, so the error is that of their mean."""
+    se = noise.sigma / math.sqrt(noise.runs) if paired else noise.sigma * math.sqrt(1 / current_runs + 1 / noise.runs)
+    threshold = max(-math.log1p(-tolerance), _t(alpha, noise.dof) * se)
+    return threshold, threshold + _z(POWER) * se, se
+
+
+def _drop(log_value: float) -> float:
+    """A log-scale drop as a relative one: 0.105 -> 0.10."""
+    return -math.expm1(-log_value)
+
+
+def _geomean(values: Sequence[float]) -> float:
+    return math.exp(statistics.fmean(_logs(values)))
 
 
 def compare(
     name: str,
-    baseline: Sequence[float],
+    reference: Sequence[float],
     current: Sequence[float],
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     alpha: float = DEFAULT_ALPHA,
+    prior: float = DEFAULT_RUN_NOISE,
+    samples: Sequence[float] = (),
     against: str = "baseline",
 ) -> Comparison:
-    """Verdict for one benchmark from its per-round img/s samples."""
-    from scipy.stats import mannwhitneyu
-
-    if not baseline or not current:
-        raise ValueError(f"{name}: both sample lists must be non-empty")
-    change = shift_ratio(baseline, current) - 1.0
-    alternative = "less" if change < 0 else "greater"
-    p_value = float(mannwhitneyu(current, baseline, alternative=alternative).pvalue)
-    significant = p_value <= alpha
-    if change < -tolerance and significant:
-        verdict = REGRESSED
-    elif change > tolerance and significant:
-        verdict = STALE
-    elif change < -tolerance:
-        verdict = INCONCLUSIVE
-    else:
-        verdict = OK
+    """Verdict for one benchmark: ``reference`` and ``current`` are run medians (img/s), ``samples`` the rounds
+    of one run (the floor of the noise)."""
+    if not reference or not current:
+        raise ValueError(f"{name}: both the reference and the current run need at least one value")
+    noise = run_noise(reference, samples, prior=prior)
+    threshold, detectable, _ = bounds(noise, tolerance=tolerance, alpha=alpha, current_runs=len(current))
+    change_log = statistics.fmean(_logs(current)) - statistics.fmean(_logs(reference))
+    verdict = _verdict(change_log, threshold, tolerance, improved=STALE)
     return Comparison(
         name=name,
         verdict=verdict,
-        baseline=statistics.median(baseline),
-        current=statistics.median(current),
-        change=change,
+        baseline=_geomean(reference),
+        current=_geomean(current),
+        change=math.expm1(change_log),
         tolerance=tolerance,
-        p_value=p_value,
-        rounds=(len(baseline), len(current)),
+        threshold=_drop(threshold),
+        detectable=_drop(detectable),
+        noise=noise.sigma,
+        runs=(len(reference), len(current)),
         against=against,
     )
 
 
-def verdict_rates(
+def _verdict(change_log: float, threshold: float, tolerance: float, *, improved: str) -> str:
+    if change_log <= -threshold:
+        return REGRESSED
+    if change_log >= threshold:
+        return improved
+    if change_log < math.log1p(-tolerance):
+        return INCONCLUSIVE
+    return OK
+
+
+def confirm(
+    first: Comparison,
+    reference: Sequence[float],
+    first_runs: Sequence[float],
+    fresh: Sequence[float],
     *,
-    drop: float,
-    cv: float,
-    rounds: int,
-    trials: int,
+    alpha: float = DEFAULT_ALPHA,
+    prior: float = DEFAULT_RUN_NOISE,
+    samples: Sequence[float] = (),
+) -> Comparison:
+    """The verdict after a fresh run of a benchmark that looked regressed: REGRESSED only when the fresh run
+    alone crosses the threshold too (then the change shown is that of all runs together), else UNCONFIRMED."""
+    assert first.tolerance is not None and first.change is not None
+    again = compare(first.name, reference, fresh, tolerance=first.tolerance, alpha=alpha, prior=prior, samples=samples)
+    both = compare(
+        first.name,
+        reference,
+        [*first_runs, *fresh],
+        tolerance=first.tolerance,
+        alpha=alpha,
+        prior=prior,
+        samples=samples,
+    )
+    verdict = REGRESSED if first.failed and again.failed else UNCONFIRMED
+    return replace(
+        both if verdict == REGRESSED else first,
+        verdict=verdict,
+        first=first.change,
+        confirmation=again.change,
+        against=first.against,
+    )
+
+
+def paired(
+    name: str,
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
     tolerance: float = DEFAULT_TOLERANCE,
     alpha: float = DEFAULT_ALPHA,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Share of ``trials`` simulated comparisons given each verdict when throughput truly fell by ``drop`` (0 for
-    clean runs), with log-normal round-to-round noise of coefficient of variation ``cv``."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    sigma = math.sqrt(math.log1p(cv**2))
-    counts = {OK: 0, REGRESSED: 0, INCONCLUSIVE: 0, STALE: 0}
-    for _ in range(trials):
-        base = 1000.0 * np.exp(rng.normal(0.0, sigma, rounds))
-        cur = 1000.0 * (1.0 - drop) * np.exp(rng.normal(0.0, sigma, rounds))
-        counts[compare("sim", base.tolist(), cur.tolist(), tolerance=tolerance, alpha=alpha).verdict] += 1
-    return {verdict: n / trials for verdict, n in counts.items()}
-
-
-def detection_rate(**kwargs: float) -> float:
-    """Share of simulated comparisons flagged REGRESSED (see ``verdict_rates`` for the arguments)."""
-    return verdict_rates(**kwargs)[REGRESSED]  # type: ignore[arg-type]
+    prior: float = DEFAULT_RUN_NOISE,
+    samples: Sequence[float] = (),
+    against: str = "A/B",
+) -> Comparison:
+    """A/B verdict from run medians measured in alternation: pair i is (a[i], b[i]). The change is the geometric
+    mean of the ratios b/a; its noise is the spread of the per-pair log ratios, pooled with the prior of a
+    difference of two runs."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"{name}: A and B need the same number of runs (at least one), got {len(a)} and {len(b)}")
+    diffs = [math.log(y) - math.log(x) for x, y in zip(a, b, strict=True)]
+    floor = math.sqrt(2.0) * max(math.log1p(prior), within_run_sigma(samples))
+    measured = statistics.stdev(diffs) if len(diffs) >= 2 else None
+    own_dof = len(diffs) - 1
+    sigma = math.sqrt(((measured or 0.0) ** 2 * own_dof + floor**2 * PRIOR_DOF) / (own_dof + PRIOR_DOF))
+    noise = Noise(sigma=sigma, dof=own_dof + PRIOR_DOF, runs=len(diffs), measured=measured)
+    threshold, detectable, _ = bounds(noise, tolerance=tolerance, alpha=alpha, paired=True)
+    change_log = statistics.fmean(diffs)
+    return Comparison(
+        name=name,
+        verdict=_verdict(change_log, threshold, tolerance, improved=FASTER),
+        baseline=_geomean(a),
+        current=_geomean(b),
+        change=math.expm1(change_log),
+        tolerance=tolerance,
+        threshold=_drop(threshold),
+        detectable=_drop(detectable),
+        noise=sigma,
+        runs=(len(a), len(b)),
+        against=against,
+    )

@@ -1,0 +1,144 @@
+"""The end of a gated ``pytest perf/`` run: judge, confirm suspects in a fresh process, or record a baseline
+from several fresh-process runs. No pytest import: the plugin passes plain values and a ``say`` callback for
+progress lines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainperf import baseline as bl
+from trainperf import fresh_run, gate, recording
+from trainperf.runs import SavedRun
+from trainperf.settings import Settings
+
+
+@dataclass(frozen=True)
+class ChildContext:
+    """How to start a fresh pytest process that measures what this one measured."""
+
+    options: tuple[str, ...]
+    rootdir: Path
+    inifile: Path | None
+    invocation_dir: Path
+
+    def measure(self, nodeids: list[str], timeout_s: float) -> fresh_run.FreshRun:
+        return fresh_run.measure(
+            nodeids,
+            self.options,
+            rootdir=self.rootdir,
+            inifile=self.inifile,
+            invocation_dir=self.invocation_dir,
+            timeout_s=timeout_s,
+        )
+
+
+def _as_current(run: SavedRun, like: dict[str, gate.Current]) -> dict[str, gate.Current]:
+    out = {}
+    for name, result in run.results.items():
+        model = like.get(name)
+        tolerance = model.tolerance if model else None
+        spread = result.spread if result.spread is not None else 0.0
+        out[name] = gate.Current(name, result.samples, result.img_per_s, spread, tolerance, result.extra)
+    return out
+
+
+def finish(
+    state: gate.GateState,
+    settings: Settings,
+    results: list[gate.Current],
+    session_failed: int,
+    child: ChildContext,
+    main_run_s: float,
+    say: Callable[[str], None],
+) -> gate.Outcome:
+    """The gate's outcome for this run (a recording's when --trainperf-update-baselines)."""
+    if settings.update_baselines:
+        return _record(state, settings, results, session_failed, child, main_run_s, say)
+    rows = gate.judge(state, settings, results)
+    suspects = gate.suspects(rows)
+    notes: list[str] = []
+    if suspects and settings.confirm:
+        by_name = {r.name: r for r in results}
+        nodeids = [by_name[name].nodeid for name in suspects if by_name[name].nodeid]
+        say(
+            f"trainperf: {len(suspects)} benchmark(s) look regressed; measuring them again in a fresh process "
+            f"(--trainperf-confirm off skips this): {', '.join(suspects)}"
+        )
+        fresh = child.measure(nodeids, settings.confirm_timeout_s)
+        if fresh.run is not None:
+            measured = _as_current(fresh.run, by_name)
+            rows = gate.judge(state, settings, results, fresh=measured)
+        if fresh.error:
+            notes.append(
+                f"confirmation: the fresh process {fresh.error}; the first verdict stands for what it did not measure"
+            )
+        notes.append(f"confirmation took {fresh.seconds:.0f} s")
+    return gate.decide(state, settings, rows, notes=notes)
+
+
+def _record(
+    state: gate.GateState,
+    settings: Settings,
+    results: list[gate.Current],
+    session_failed: int,
+    child: ChildContext,
+    main_run_s: float,
+    say: Callable[[str], None],
+) -> gate.Outcome:
+    rows = gate.judge(state, settings, results)
+    path = state.baseline_path
+    if session_failed:
+        return gate.recorded(state, rows, [], [f"{path}: baseline not updated: {session_failed} case(s) failed"])
+    plan = recording.Plan(
+        min_runs=settings.record_min_runs,
+        max_runs=settings.record_max_runs,
+        budget_s=settings.record_budget_s,
+        alpha=settings.alpha,
+        prior=settings.run_noise,
+    )
+    committed = state.committed.baseline if state.committed else None
+    tolerances = {r.name: gate.tolerance_for(settings, r, committed, r.name) for r in results}
+    by_name = {r.name: r for r in results}
+    runs: list[dict[str, recording.RunOf]] = [{r.name: recording.RunOf(r.img_per_s, r.samples) for r in results}]
+    started = time.monotonic() - main_run_s
+    per_run_s = main_run_s
+    while True:
+        step = recording.next_step(
+            runs, tolerances, elapsed_s=time.monotonic() - started, per_run_s=per_run_s, plan=plan
+        )
+        if step.action == recording.REFUSE:
+            return gate.recorded(state, rows, [], [f"{path}: baseline not updated: {step.reason}"])
+        if step.action == recording.DONE:
+            break
+        say(f"trainperf: recording: {step.reason}; run {len(runs) + 1} in a fresh process")
+        fresh = child.measure([r.nodeid for r in results], max(60.0, 3 * per_run_s))
+        if fresh.run is None or fresh.error:
+            return gate.recorded(
+                state, rows, [], [f"{path}: baseline not updated: run {len(runs) + 1} (a fresh process) {fresh.error}"]
+            )
+        per_run_s = max(per_run_s, fresh.seconds)
+        measured = _as_current(fresh.run, by_name)
+        runs.append({name: recording.RunOf(c.img_per_s, c.samples) for name, c in measured.items()})
+    base = recording.provenance_base()
+    provenance = {
+        r.name: {
+            **base,
+            "machine": state.info,
+            "backend_flags": r.extra.get("backend_flags"),
+            "settings": r.extra.get("settings"),
+            "config": r.extra.get("config"),
+        }
+        for r in results
+    }
+    old = committed if state.committed and state.committed.path == path else None
+    if old is None and path.exists():
+        try:
+            old = bl.load(path)
+        except bl.BaselineError as exc:
+            return gate.recorded(state, rows, [], [f"baseline not updated: {exc}"])
+    written, errors = recording.write(path, old, state.key, recording.entries(runs, provenance))
+    return gate.recorded(state, rows, [f"recording: {step.reason}", *written], errors)
