@@ -11,22 +11,49 @@ from trainperf import baseline as bl
 from trainperf.machine_key import machine_key
 
 
-def _doc(**benchmarks):
-    return {"schema": bl.SCHEMA, "schema_version": 1, "machine_key": "cpu-x-2c-torch2.14", "benchmarks": benchmarks}
+def _doc(version=2, **benchmarks):
+    return {
+        "schema": bl.SCHEMA,
+        "schema_version": version,
+        "machine_key": "cpu-x-2c-torch2.14",
+        "benchmarks": benchmarks,
+    }
 
 
 def _entry(img=100.0, samples=(99.0, 100.0, 101.0), **extra):
     return {"img_per_s": img, "samples": list(samples), **extra}
 
 
-def test_round_trip(tmp_path):
+A = "test_a[cpu-w0-nopin]"
+B = "test_b[cpu-resident]"
+C = "test_c[cuda-w2-pin]"
+
+
+def test_round_trip_keeps_the_runs(tmp_path):
     path = tmp_path / "k.json"
-    original = bl.parse(_doc(**{"test_a[cpu-w0-nopin]": _entry(tolerance=0.1, provenance={"commit": "abc"})}), path)
+    raw = _entry(runs=[98.0, 100.0, 102.0], tolerance=0.1, provenance={"commit": "abc"})
+    original = bl.parse(_doc(**{A: raw}), path)
+    assert original.entries[A].runs == (98.0, 100.0, 102.0) == original.entries[A].run_medians
     bl.write_atomic(path, original)
     again = bl.load(path)
     assert again == original
-    assert again.entries["test_a[cpu-w0-nopin]"].tolerance == 0.1
-    assert json.loads(path.read_text())["benchmarks"]["test_a[cpu-w0-nopin]"]["provenance"] == {"commit": "abc"}
+    assert again.entries[A].tolerance == 0.1 and again.entries[A].runs == (98.0, 100.0, 102.0)
+    written = json.loads(path.read_text())
+    assert written["schema_version"] == bl.SCHEMA_VERSION == 2
+    assert written["benchmarks"][A]["runs"] == [98.0, 100.0, 102.0]
+    assert written["benchmarks"][A]["provenance"] == {"commit": "abc"}
+
+
+def test_schema_1_loads_as_one_run(tmp_path):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(_doc(1, **{A: _entry(img=123.0)})))
+    entry = bl.load(path).entries[A]
+    assert entry.runs == () and entry.run_medians == (123.0,)
+    assert entry.samples == (99.0, 100.0, 101.0)
+    # Written again, it is a schema 2 file whose one run is the old median.
+    bl.write_atomic(path, bl.load(path))
+    assert json.loads(path.read_text())["schema_version"] == 2
+    assert bl.load(path).entries[A].run_medians == (123.0,)
 
 
 @pytest.mark.parametrize(
@@ -35,22 +62,27 @@ def test_round_trip(tmp_path):
         ([], "expected a JSON object"),
         ({"schema": "x"}, "not a trainperf baseline"),
         ({**_doc(), "schema_version": "1"}, "schema_version must be an integer"),
-        ({**_doc(), "schema_version": 2}, "newer than this trainperf understands"),
-        ({**_doc(), "schema_version": 0}, "not a valid version"),
+        ({**_doc(), "schema_version": True}, "schema_version must be an integer"),
+        ({**_doc(), "schema_version": 3}, "schema_version 3 is newer than this trainperf understands (2)"),
+        ({**_doc(), "schema_version": 0}, "schema_version 0 is not a valid version"),
         ({**_doc(), "machine_key": ""}, "machine_key must be a non-empty string"),
         ({**_doc(), "default_tolerance": 1.5}, "default_tolerance must be a fraction"),
         ({**_doc(), "benchmarks": []}, "'benchmarks' must be an object"),
         (_doc(**{"not an id!": _entry()}), "is not a trainperf benchmark id"),
         (_doc(**{"test_train_step": _entry()}), "is not a trainperf benchmark id"),
         (_doc(**{"test_train_step[cpu-eagr-fp32-contiguous-m-b8-fused]": _entry()}), "is not a trainperf benchmark id"),
-        (_doc(**{"test_a[cpu-w0-nopin]": 5}), "entry test_a[cpu-w0-nopin] must be an object"),
-        (_doc(**{"test_a[cpu-w0-nopin]": _entry(img=0)}), "img_per_s must be a positive number"),
-        (_doc(**{"test_a[cpu-w0-nopin]": _entry(img=float("nan"))}), "img_per_s must be a positive number"),
-        (_doc(**{"test_a[cpu-w0-nopin]": _entry(img=True)}), "img_per_s must be a positive number"),
-        (_doc(**{"test_a[cpu-w0-nopin]": _entry(samples=())}), "samples must be a non-empty list"),
-        (_doc(**{"test_a[cpu-w0-nopin]": _entry(samples=(1.0, -2.0))}), "samples must be a non-empty list"),
-        (_doc(**{"test_a[cpu-w0-nopin]": _entry(tolerance=0)}), "tolerance must be a fraction"),
-        (_doc(**{"test_a[cpu-w0-nopin]": _entry(provenance=[])}), "provenance must be an object"),
+        (_doc(**{A: 5}), f"entry {A} must be an object"),
+        (_doc(**{A: _entry(img=0)}), f"entry {A}: img_per_s must be a positive number"),
+        (_doc(**{A: _entry(img=float("nan"))}), "img_per_s must be a positive number"),
+        (_doc(**{A: _entry(img=True)}), "img_per_s must be a positive number"),
+        (_doc(**{A: _entry(samples=())}), "samples must be a non-empty list"),
+        (_doc(**{A: _entry(samples=(1.0, -2.0))}), "samples must be a non-empty list"),
+        (_doc(**{A: _entry(runs=100.0)}), f"entry {A}: runs must be a list of positive img/s values"),
+        (_doc(**{A: _entry(runs=[100.0, 0])}), f"entry {A}: runs must be a list of positive img/s values"),
+        (_doc(**{A: _entry(runs=[100.0, "fast"])}), f"entry {A}: runs must be a list"),
+        (_doc(1, **{A: _entry(runs=[float("inf")])}), f"entry {A}: runs must be a list"),
+        (_doc(**{A: _entry(tolerance=0)}), "tolerance must be a fraction"),
+        (_doc(**{A: _entry(provenance=[])}), "provenance must be an object"),
     ],
 )
 def test_invalid_documents_name_the_file_and_problem(tmp_path, doc, fragment):
@@ -86,7 +118,7 @@ def test_write_refuses_missing_or_read_only_directory(tmp_path, monkeypatch):
 
 def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "k.json"
-    old = bl.parse(_doc(**{"test_a[cpu-w0-nopin]": _entry()}), path)
+    old = bl.parse(_doc(**{A: _entry()}), path)
     bl.write_atomic(path, old)
     before = path.read_bytes()
 
@@ -103,26 +135,55 @@ def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
 def test_merge_keeps_what_did_not_run_and_carries_tolerances():
     old = bl.Baseline(
         "k",
-        {
-            "test_a[cpu-w0-nopin]": bl.Entry(100.0, (100.0,), tolerance=0.2),
-            "test_b[cpu-resident]": bl.Entry(50.0, (50.0,)),
-        },
+        {A: bl.Entry(100.0, (100.0,), tolerance=0.2, runs=(99.0, 101.0)), B: bl.Entry(50.0, (50.0,))},
         default_tolerance=0.07,
     )
-    new, changes = bl.merge(
-        old, "k", {"test_a[cpu-w0-nopin]": bl.Entry(110.0, (110.0,)), "test_c[cuda-w2-pin]": bl.Entry(5.0, (5.0,))}
-    )
-    assert set(new.entries) == {"test_a[cpu-w0-nopin]", "test_b[cpu-resident]", "test_c[cuda-w2-pin]"}
-    assert (
-        new.entries["test_a[cpu-w0-nopin]"].img_per_s == 110.0 and new.entries["test_a[cpu-w0-nopin]"].tolerance == 0.2
-    )
+    new, changes = bl.merge(old, "k", {A: bl.Entry(110.0, (110.0,), runs=(110.0,)), C: bl.Entry(5.0, (5.0,))})
+    assert set(new.entries) == {A, B, C}
+    # Without accumulate the new runs replace the old ones.
+    assert new.entries[A].img_per_s == 110.0 and new.entries[A].runs == (110.0,)
+    assert new.entries[A].tolerance == 0.2 and new.entries[B] == old.entries[B]
     assert new.default_tolerance == 0.07
-    assert changes.added == ("test_c[cuda-w2-pin]",) and changes.kept == ("test_b[cpu-resident]",)
+    assert changes.added == (C,) and changes.kept == (B,)
     assert changes.lines() == [
         "added 1, updated 1, kept 1 not run",
-        "  + test_c[cuda-w2-pin]",
-        "  ~ test_a[cpu-w0-nopin]: 100.0 -> 110.0 img/s (+10.0%)",
+        f"  + {C}",
+        f"  ~ {A}: 100.0 -> 110.0 img/s (+10.0%)",
     ]
+
+
+def test_merge_with_its_own_tolerance_keeps_it():
+    old = bl.Baseline("k", {A: bl.Entry(100.0, (100.0,), tolerance=0.2)})
+    new, _ = bl.merge(old, "k", {A: bl.Entry(100.0, (100.0,), tolerance=0.03)})
+    assert new.entries[A].tolerance == 0.03
+
+
+def test_merge_accumulates_the_newest_runs():
+    old = bl.Baseline("k", {A: bl.Entry(100.0, (100.0,), tolerance=0.2, runs=(90.0, 100.0, 110.0))})
+    recorded = bl.entry_from_runs([(120.0, (119.0, 121.0)), (130.0, (129.0, 131.0))], {"commit": "abc"})
+    new, changes = bl.merge(old, "k", {A: recorded}, accumulate=3)
+    entry = new.entries[A]
+    assert entry.runs == (110.0, 120.0, 130.0)
+    assert entry.img_per_s == pytest.approx((110.0 * 120.0 * 130.0) ** (1 / 3))
+    assert entry.samples == (129.0, 131.0) and entry.tolerance == 0.2
+    assert entry.provenance == {"commit": "abc"}
+    assert changes.updated == ((A, 100.0, entry.img_per_s),)
+    # A schema 1 entry counts as one run; a new benchmark has nothing to accumulate with.
+    old = bl.Baseline("k", {A: bl.Entry(100.0, (100.0,))})
+    new, changes = bl.merge(old, "k", {A: recorded, C: recorded}, accumulate=10)
+    assert new.entries[A].runs == (100.0, 120.0, 130.0) and new.entries[C].runs == (120.0, 130.0)
+    assert changes.added == (C,)
+
+
+def test_merge_into_nothing():
+    new, changes = bl.merge(None, "k", {A: bl.Entry(100.0, (100.0,))}, accumulate=3)
+    assert new == bl.Baseline("k", {A: bl.Entry(100.0, (100.0,))}) and changes.added == (A,)
+
+
+def test_entry_from_runs():
+    entry = bl.entry_from_runs([(100.0, (99.0,)), (400.0, (401.0, 399.0))], {"commit": "abc"})
+    assert entry.runs == (100.0, 400.0) and entry.img_per_s == pytest.approx(200.0)
+    assert entry.samples == (401.0, 399.0) and entry.provenance == {"commit": "abc"} and entry.tolerance is None
 
 
 def test_machine_key_recipe():

@@ -257,9 +257,7 @@ def test_promote_runs_the_suite_n_times_on_the_gpu_and_checks_agreement() -> Non
     assert job["concurrency"]["group"] == load(PERF_GPU)["concurrency"]["group"]
     run = commands(doc, "measure")
     assert any(re.search(r'pytest perf/ .*--benchmark-json "?run-\$i\.json', c) for c in run)
-    assert any(
-        c.startswith("python scripts/promote_baseline.py --runs run-*.json --baseline-dir baselines") for c in run
-    )
+    assert "trainperf baseline promote run-*.json --baseline-dir baselines --replace | tee promote.txt" in run
 
 
 def test_only_the_pull_request_job_can_write() -> None:

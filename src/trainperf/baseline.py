@@ -7,7 +7,7 @@ Layout (schema_version 2)::
     {"schema": "trainperf-baseline", "schema_version": 2, "machine_key": "cpu-amd-epyc-2c-torch2.14",
      "default_tolerance": 0.05,                      # optional, for every benchmark of this file
      "benchmarks": {"test_train_step[cpu-...]": {
-         "img_per_s": 616.3,                         # geometric mean of the runs
+         "img_per_s": 616.3,                         # the centre of the runs (verdict.centre)
          "runs": [612.0, 620.1, 616.9],              # median img/s of independent runs (processes), oldest first
          "samples": [607.1, 626.1, ...],             # the rounds of the newest run
          "tolerance": 0.08,                          # optional, this benchmark only
@@ -23,13 +23,13 @@ import json
 import math
 import os
 import re
-import statistics
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from trainperf.cases import is_benchmark_param_id
+from trainperf.verdict import centre
 
 SCHEMA = "trainperf-baseline"
 SCHEMA_VERSION = 2
@@ -228,10 +228,13 @@ def merge(
         before = previous.get(name)
         if before is None:
             added.append(name)
+            if accumulate:
+                runs = entry.run_medians[-accumulate:]
+                entry = replace(entry, runs=runs, img_per_s=centre(runs))
         else:
             if accumulate:
                 runs = (*before.run_medians, *entry.run_medians)[-accumulate:]
-                entry = replace(entry, runs=runs, img_per_s=_geomean(runs))
+                entry = replace(entry, runs=runs, img_per_s=centre(runs))
             updated.append((name, before.img_per_s, entry.img_per_s))
             if entry.tolerance is None and before.tolerance is not None:
                 entry = replace(entry, tolerance=before.tolerance)
@@ -241,11 +244,7 @@ def merge(
     return new, Changes(tuple(sorted(added)), tuple(sorted(updated)), kept)
 
 
-def _geomean(values: tuple[float, ...]) -> float:
-    return math.exp(statistics.fmean(math.log(v) for v in values))
-
-
 def entry_from_runs(runs: list[tuple[float, tuple[float, ...]]], provenance: dict[str, Any]) -> Entry:
     """One entry from independent runs, each (median img/s, rounds), oldest first."""
     medians = tuple(m for m, _ in runs)
-    return Entry(img_per_s=_geomean(medians), samples=runs[-1][1], provenance=provenance, runs=medians)
+    return Entry(img_per_s=centre(medians), samples=runs[-1][1], provenance=provenance, runs=medians)

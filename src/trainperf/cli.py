@@ -40,8 +40,8 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def _policy_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--alpha", type=_fraction, default=DEFAULT_ALPHA, metavar="P", help="default: 0.05")
+def _policy_options(parser: argparse.ArgumentParser, alpha: float = DEFAULT_ALPHA) -> None:
+    parser.add_argument("--alpha", type=_fraction, default=alpha, metavar="P", help=f"default: {alpha}")
     parser.add_argument(
         "--run-noise",
         type=_fraction,
@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     ab.add_argument("--timeout-s", type=float, default=900.0, metavar="S", help="limit per pytest run (default: 900)")
     ab.add_argument("--json", type=Path, metavar="PATH", help="write the verdicts there (trainperf report reads it)")
     ab.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="git repository (default: .)")
-    _policy_options(ab)
+    _policy_options(ab, alpha=0.05)
     ab.add_argument("pytest_args", nargs="*", metavar="PYTEST_ARGS")
 
     baseline = commands.add_parser("baseline", help="record, promote or show baselines")

@@ -366,10 +366,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "alpha",
         "P",
-        "significance level of the one-sided Mann-Whitney U test",
+        "one-sided false-alarm level of a first measurement against its reference, before confirmation",
         "a number between 0 and 1",
         parse_fraction,
-        "0.05",
+        "0.02",
     ),
     Option(
         "strict",
@@ -534,7 +534,7 @@ class Settings:
     baseline_dir: str = "baselines"
     baseline: str | None = None
     tolerance: float | None = None
-    alpha: float = 0.05
+    alpha: float = 0.02
     strict: bool = False
     update_baselines: bool = False
     allow_mismatch: bool = False

@@ -3,12 +3,13 @@
 Noise has two levels. Rounds inside one run agree within a few percent, but a whole run (a new process, its
 thread placement, caches, clocks, the other tenants of a shared host) shifts by 5-20% against another. So the
 unit of evidence is a run: its median img/s. A reference (a baseline, or side A of an A/B) holds the medians of
-several independent runs, and their spread is the *between-run noise*, pooled with a prior so that three runs
-that happen to agree do not promise more than a machine delivers.
+several independent runs, and their spread is the *between-run noise*, raised by a prior where it is smaller, so
+that three runs that happen to agree do not promise more than a machine delivers.
 
-A benchmark's change is ``mean(log current runs) - mean(log reference runs)``. Its threshold is the larger of
-its tolerance and the one-sided Student-t bound on that difference under no change (``alpha``, between-run noise,
-reference and current run counts). Dropping past the threshold is ``REGRESSED``; dropping past the tolerance but
+A benchmark's change is the log ratio of the current runs' centre to the reference runs' centre (the mean of
+their logs; the median from ROBUST_FROM runs on). Its threshold is the larger of its tolerance and the one-sided
+Student-t bound on that difference under no change (``alpha``, between-run noise, reference and current run
+counts). Dropping past the threshold is ``REGRESSED``; dropping past the tolerance but
 inside the noise is ``INCONCLUSIVE`` (this machine cannot tell, and says so instead of guessing); rising past the
 threshold is ``STALE``. The smallest change the machine can detect is the drop caught 80% of the time.
 
@@ -34,7 +35,9 @@ NEW = "new — no baseline"
 MISSING = "missing — in baseline but not run"
 
 DEFAULT_TOLERANCE = 0.05
-DEFAULT_ALPHA = 0.05
+# Per benchmark, before confirmation. With it, a clean run of 8 benchmarks with 6% between-run noise false-alarms
+# about 1% of the time (simulated), and 35% drops on such noise are still caught in 98% of runs.
+DEFAULT_ALPHA = 0.02
 # Between-run noise assumed before any is measured, and its weight in degrees of freedom: a reference of one
 # run (an old baseline, a --benchmark-compare run) is judged with 3% run-to-run noise on 2 degrees of freedom;
 # each further reference run adds one degree of its own evidence.
@@ -60,8 +63,8 @@ class Comparison:
 
     name: str
     verdict: str
-    baseline: float | None = None  # reference img/s (geometric mean of its runs)
-    current: float | None = None  # this run's img/s (geometric mean of its runs)
+    baseline: float | None = None  # reference img/s: the centre of its runs
+    current: float | None = None  # this run's img/s: the centre of its runs
     change: float | None = None  # estimated relative change, -0.10 = 10% slower
     tolerance: float | None = None
     threshold: float | None = None  # drop that fails: max(tolerance, noise bound)
@@ -108,6 +111,20 @@ def _logs(values: Sequence[float]) -> list[float]:
     return [math.log(v) for v in values]
 
 
+# From this many runs (or pairs) on, centre and spread are the median and MAD. Not fewer: a MAD of five values
+# is so loose that t-bounds on it false-alarm 2-3x more often than the sd's (simulated, scripts/gate_power.py).
+ROBUST_FROM = 8
+
+
+def location_scale(logs: Sequence[float]) -> tuple[float, float | None]:
+    """Centre and sd of log values: mean and sd for few values; from ROBUST_FROM on, the median and the scaled
+    MAD, so that one run disturbed by another tenant (a 10x slower process has been seen) decides nothing."""
+    if len(logs) >= ROBUST_FROM:
+        centre = statistics.median(logs)
+        return centre, 1.4826 * statistics.median(abs(v - centre) for v in logs)
+    return statistics.fmean(logs), statistics.stdev(logs) if len(logs) >= 2 else None
+
+
 def within_run_sigma(samples: Sequence[float]) -> float:
     """The sd of one run's log median implied by its own rounds: the floor of any between-run noise."""
     if len(samples) < 2:
@@ -122,15 +139,21 @@ def run_noise(
     prior: float = DEFAULT_RUN_NOISE,
     prior_dof: float = PRIOR_DOF,
 ) -> Noise:
-    """Between-run noise from reference run medians (img/s), pooled with ``prior`` (never below the noise the
-    rounds of one run imply, ``samples``)."""
+    """Between-run noise from reference run medians (img/s).
+
+    The prior can only raise the estimate, never lower it: the larger of the runs' own spread and that spread
+    pooled with ``prior`` (on ``prior_dof`` degrees of freedom), on the pooled degrees of freedom. A prior that
+    pulled a measured 6% down towards 3% doubled the false alarms (simulated). Never below the noise one run's
+    rounds imply (``samples``)."""
     if not runs:
         raise ValueError("a reference needs at least one run")
-    floor = max(math.log1p(prior), within_run_sigma(samples))
-    measured = statistics.stdev(_logs(runs)) if len(runs) >= 2 else None
+    within = within_run_sigma(samples)
+    floor = max(math.log1p(prior), within)
+    _, measured = location_scale(_logs(runs))
     own_dof = len(runs) - 1
-    pooled = ((measured or 0.0) ** 2 * own_dof + floor**2 * prior_dof) / (own_dof + prior_dof)
-    return Noise(sigma=math.sqrt(pooled), dof=own_dof + prior_dof, runs=len(runs), measured=measured)
+    pooled = math.sqrt(((measured or 0.0) ** 2 * own_dof + floor**2 * prior_dof) / (own_dof + prior_dof))
+    sigma = max(pooled, measured or 0.0, within)
+    return Noise(sigma=sigma, dof=own_dof + prior_dof, runs=len(runs), measured=measured)
 
 
 def _t(alpha: float, dof: float) -> float:
@@ -148,7 +171,10 @@ def bounds(
 ) -> tuple[float, float, float]:
     """(threshold, detectable, standard error) on the log scale. ``paired``: noise is the sd of one pair's log
     ratio and ``noise.runs`` the pairs, so the error is that of their mean."""
-    se = noise.sigma / math.sqrt(noise.runs) if paired else noise.sigma * math.sqrt(1 / current_runs + 1 / noise.runs)
+    # A median's variance is pi/2 times a mean's: only for the side that takes one.
+    reference = (math.pi / 2 if noise.runs >= ROBUST_FROM else 1.0) / noise.runs
+    current = 0.0 if paired else (math.pi / 2 if current_runs >= ROBUST_FROM else 1.0) / current_runs
+    se = noise.sigma * math.sqrt(reference + current)
     threshold = max(-math.log1p(-tolerance), _t(alpha, noise.dof) * se)
     return threshold, threshold + _z(POWER) * se, se
 
@@ -158,8 +184,9 @@ def _drop(log_value: float) -> float:
     return -math.expm1(-log_value)
 
 
-def _geomean(values: Sequence[float]) -> float:
-    return math.exp(statistics.fmean(_logs(values)))
+def centre(values: Sequence[float]) -> float:
+    """The img/s a set of runs stands for: their geometric mean, or their median from ROBUST_FROM runs on."""
+    return math.exp(location_scale(_logs(values))[0])
 
 
 def compare(
@@ -179,13 +206,13 @@ def compare(
         raise ValueError(f"{name}: both the reference and the current run need at least one value")
     noise = run_noise(reference, samples, prior=prior)
     threshold, detectable, _ = bounds(noise, tolerance=tolerance, alpha=alpha, current_runs=len(current))
-    change_log = statistics.fmean(_logs(current)) - statistics.fmean(_logs(reference))
+    change_log = location_scale(_logs(current))[0] - location_scale(_logs(reference))[0]
     verdict = _verdict(change_log, threshold, tolerance, improved=STALE)
     return Comparison(
         name=name,
         verdict=verdict,
-        baseline=_geomean(reference),
-        current=_geomean(current),
+        baseline=centre(reference),
+        current=centre(current),
         change=math.expm1(change_log),
         tolerance=tolerance,
         threshold=_drop(threshold),
@@ -257,17 +284,17 @@ def paired(
         raise ValueError(f"{name}: A and B need the same number of runs (at least one), got {len(a)} and {len(b)}")
     diffs = [math.log(y) - math.log(x) for x, y in zip(a, b, strict=True)]
     floor = math.sqrt(2.0) * max(math.log1p(prior), within_run_sigma(samples))
-    measured = statistics.stdev(diffs) if len(diffs) >= 2 else None
+    change_log, measured = location_scale(diffs)
     own_dof = len(diffs) - 1
-    sigma = math.sqrt(((measured or 0.0) ** 2 * own_dof + floor**2 * PRIOR_DOF) / (own_dof + PRIOR_DOF))
+    pooled = math.sqrt(((measured or 0.0) ** 2 * own_dof + floor**2 * PRIOR_DOF) / (own_dof + PRIOR_DOF))
+    sigma = max(pooled, measured or 0.0)
     noise = Noise(sigma=sigma, dof=own_dof + PRIOR_DOF, runs=len(diffs), measured=measured)
     threshold, detectable, _ = bounds(noise, tolerance=tolerance, alpha=alpha, paired=True)
-    change_log = statistics.fmean(diffs)
     return Comparison(
         name=name,
         verdict=_verdict(change_log, threshold, tolerance, improved=FASTER),
-        baseline=_geomean(a),
-        current=_geomean(b),
+        baseline=centre(a),
+        current=centre(b),
         change=math.expm1(change_log),
         tolerance=tolerance,
         threshold=_drop(threshold),

@@ -89,6 +89,9 @@ def table_lines(rows: list[Comparison]) -> list[str]:
     """The verdict table, one row per benchmark and reference."""
     import pandas as pd
 
+    if not rows:
+        return ["(no benchmarks compared)"]
+
     def runs(row: Comparison) -> str:
         return "" if row.runs is None else f"{row.runs[0]}/{row.runs[1]}"
 
