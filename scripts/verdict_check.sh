@@ -5,16 +5,17 @@
 #
 #   scripts/verdict_check.sh OUT_DIR
 #
-# Environment: CLEAN (5), SLOW (2), AB (3) repetitions; PAIRS (6) A/B pairs; AB_ARGS, the A/B side's pytest
-# options. The baseline is recorded into OUT_DIR/baselines, never into the committed baselines/.
+# Environment: CLEAN (5), SLOW (2), AB (3) repetitions; PAIRS (5) A/B pairs; AB_ARGS, the A/B side's pytest
+# options; RECORD_ARGS, extra options of the recording (e.g. --trainperf-record-max-runs=3). The baseline is recorded into OUT_DIR/baselines, never into the committed baselines/.
 set -uo pipefail
 
 out=${1:?usage: scripts/verdict_check.sh OUT_DIR}
 mkdir -p "$out/baselines"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
-clean=${CLEAN:-5} slow=${SLOW:-2} ab=${AB:-3} pairs=${PAIRS:-6}
+clean=${CLEAN:-5} slow=${SLOW:-2} ab=${AB:-3} pairs=${PAIRS:-5}
 read -r -a ab_args <<<"${AB_ARGS:---trainperf-rounds=5 --trainperf-window-s=0.5}"
+read -r -a record_args <<<"${RECORD_ARGS:-}"
 common=(perf/ -m cpu -p no:cacheprovider "--trainperf-baseline-dir=$out/baselines")
 log="$out/verdict-check.log"
 : >"$log"
@@ -30,7 +31,8 @@ step() {  # name, command...: run it, keep its exit status and time
   echo "   exit $rc, $(($(date +%s) - start)) s" | tee -a "$log"
 }
 
-step record python -m pytest "${common[@]}" --trainperf-update-baselines --trainperf-verdict-json="$out/record.json"
+step record python -m pytest "${common[@]}" --trainperf-update-baselines \
+  --trainperf-verdict-json="$out/record.json" "${record_args[@]}"
 for i in $(seq 1 "$clean"); do
   step "clean-$i" python -m pytest "${common[@]}" --trainperf-verdict-json="$out/clean-$i.json"
 done

@@ -172,12 +172,27 @@ def test_merge_accumulates_the_newest_runs():
     old = bl.Baseline("k", {A: bl.Entry(100.0, (100.0,))})
     new, changes = bl.merge(old, "k", {A: recorded, C: recorded}, accumulate=10)
     assert new.entries[A].runs == (100.0, 120.0, 130.0) and new.entries[C].runs == (120.0, 130.0)
+    assert new.entries[C].img_per_s == pytest.approx((120.0 * 130.0) ** 0.5)
     assert changes.added == (C,)
+    # A new benchmark recorded with more runs than accumulate keeps the newest, and its centre is theirs.
+    many = bl.entry_from_runs([(m, (m,)) for m in (50.0, 120.0, 130.0, 140.0)], {})
+    new, changes = bl.merge(None, "k", {C: many}, accumulate=3)
+    assert new.entries[C].runs == (120.0, 130.0, 140.0) and changes.added == (C,)
+    assert new.entries[C].img_per_s == pytest.approx((120.0 * 130.0 * 140.0) ** (1 / 3))
+    assert new.entries[C].samples == (140.0,)
 
 
 def test_merge_into_nothing():
     new, changes = bl.merge(None, "k", {A: bl.Entry(100.0, (100.0,))}, accumulate=3)
-    assert new == bl.Baseline("k", {A: bl.Entry(100.0, (100.0,))}) and changes.added == (A,)
+    assert new.machine_key == "k" and set(new.entries) == {A} and new.default_tolerance is None
+    assert changes.added == (A,) and changes.updated == () and changes.kept == ()
+    # A schema 1 entry (one run, no "runs") comes out as that one run, written explicitly; its centre is itself.
+    entry = new.entries[A]
+    assert entry.run_medians == pytest.approx((100.0,)) and entry.runs == entry.run_medians
+    assert entry.img_per_s == pytest.approx(100.0) and entry.samples == (100.0,) and entry.tolerance is None
+    # Without accumulate the entry is taken as it is.
+    plain, _ = bl.merge(None, "k", {A: bl.Entry(100.0, (100.0,))})
+    assert plain == bl.Baseline("k", {A: bl.Entry(100.0, (100.0,))})
 
 
 def test_entry_from_runs():

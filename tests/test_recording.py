@@ -51,38 +51,47 @@ def test_refuses_when_nothing_ran():
 
 
 def test_done_when_every_threshold_is_down_to_its_tolerance():
-    runs = [_run(1000.0), _run(1002.0), _run(998.0), _run(1001.0)]
+    # At alpha 0.02 five agreeing runs are the fewest that bring a single run's threshold down to 5%.
+    runs = [_run(1000.0), _run(1002.0), _run(998.0), _run(1001.0), _run(999.0)]
     assert loose(runs, TOLERANCES, Plan()) == []
     step = _step(runs)
-    assert step.action == DONE and step.reason == "4 runs: every threshold is down to its tolerance"
+    assert step.action == DONE and step.reason == "5 runs: every threshold is down to its tolerance"
+    assert [w.split()[0] for w in loose(runs[:4], TOLERANCES, Plan())] == [B, A]
 
 
-def test_three_agreeing_runs_are_not_quite_enough_at_5_percent():
-    # The prior's 3% on 2 degrees of freedom still weighs: 3 identical runs leave a 5.0x% threshold.
+def test_three_agreeing_runs_are_not_enough_at_5_percent():
+    # The prior's 3% on 2 degrees of freedom still weighs: at alpha 0.02, 3 identical runs leave a 7.0% threshold.
     runs = [_run(1000.0)] * 3
     wide = loose(runs, TOLERANCES, Plan())
-    assert [w.split()[0] for w in wide] == [B, A]
+    assert wide == [B + " 7.0%", A + " 7.0%"] == [B + _threshold_text(runs, B), A + _threshold_text(runs, A)]
     assert _step(runs).action == MORE
-    assert _step(runs, tolerances={A: 0.06, B: 0.06}).action == DONE
+    assert _step(runs, tolerances={A: 0.06, B: 0.06}).action == MORE
+    assert _step(runs, tolerances={A: 0.07, B: 0.07}).action == DONE
+    # At alpha 0.05 they are down to 5.0x%.
+    assert _step(runs, plan=Plan(alpha=0.05), tolerances={A: 0.06, B: 0.06}).action == DONE
 
 
-def _threshold_text(runs) -> str:
-    from trainperf.verdict import bounds, run_noise
+def _threshold_text(runs, name: str = A) -> str:
+    from scipy.stats import t
 
-    noise = run_noise([r[A].img_per_s for r in runs], runs[-1][A].samples)
-    threshold, _, _ = bounds(noise, tolerance=0.05, alpha=0.05)
-    return f" {-math.expm1(-threshold):.1%}"
+    from trainperf.verdict import DEFAULT_ALPHA, run_noise
+
+    # The threshold of one later run: t(1 - alpha, dof) * sigma * sqrt(1/n + 1), n reference runs (means).
+    noise = run_noise([r[name].img_per_s for r in runs], runs[-1][name].samples)
+    threshold = t.ppf(1 - DEFAULT_ALPHA, noise.dof) * noise.sigma * math.sqrt(1 / len(runs) + 1)
+    return f" {-math.expm1(-max(threshold, -math.log1p(-0.05))):.1%}"
 
 
 def test_more_while_wide_then_done_at_max_runs_with_the_noise_recorded():
     spread = [_run(1000.0), _run(1150.0), _run(870.0)]
-    assert loose(spread, TOLERANCES, Plan()) == [B + " 5.0%", A + _threshold_text(spread)]
-    step = _step(spread, plan=Plan(max_runs=4))
+    assert loose(spread, TOLERANCES, Plan()) == [B + " 7.0%", A + _threshold_text(spread)]
+    step = _step(spread, plan=Plan(max_runs=5))
     assert step.action == MORE and step.reason.startswith("3 runs: still wider than the tolerance: ")
-    four = [*spread, _run(1100.0)]
-    done = _step(four, plan=Plan(max_runs=4))
+    five = [*spread, _run(1100.0), _run(950.0)]
+    assert loose(five, TOLERANCES, Plan()) == [A + _threshold_text(five)]
+    done = _step(five, plan=Plan(max_runs=5))
     assert done.action == DONE
-    assert done.reason.startswith("4 runs (the most): noise recorded as measured; wider than the tolerance: ")
+    assert done.reason.startswith("5 runs (the most): noise recorded as measured; wider than the tolerance: ")
     assert A in done.reason and B not in done.reason
 
 

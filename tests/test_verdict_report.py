@@ -10,7 +10,8 @@ from trainperf import verdict_report as vr
 from trainperf.verdict import MISSING, NEW, REGRESSED, UNCONFIRMED, Comparison, compare, confirm, paired
 
 NAME = "test_train_step[cpu-eager-fp32-contiguous-resnet18-b128-foreach]"
-RUNS = [1000.0, 1010.0, 990.0, 1005.0, 995.0]
+# Six agreeing runs: the tolerance sets the threshold (five would leave 5.1% at alpha 0.02).
+RUNS = [1000.0, 1010.0, 990.0, 1005.0, 995.0, 1000.0]
 
 
 def _rows() -> list[Comparison]:
@@ -32,7 +33,7 @@ def test_round_trip_gives_equal_comparisons(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["verdict.json"]  # no temporary file left
     again, meta = vr.parse(json.loads(path.read_text(encoding="utf-8")), str(path))
     assert again == rows
-    assert again[0].verdict == UNCONFIRMED and again[0].runs == (5, 1) and again[3].runs is None
+    assert again[0].verdict == UNCONFIRMED and again[0].runs == (6, 1) and again[3].runs is None
     assert meta == {
         "schema": vr.SCHEMA,
         "schema_version": vr.SCHEMA_VERSION,
@@ -76,10 +77,14 @@ def test_table_shows_verdict_threshold_and_noise_warning():
     for column in ("benchmark", "against", "change", "confirm", "threshold", "detectable", "noise", "runs", "verdict"):
         assert column in header
     assert NAME in regressed and REGRESSED in regressed and "-20.0%" in regressed and "-5.0%" in regressed
-    assert "5/1" in regressed and "(noise > tolerance)" not in regressed
-    assert "-11.5%" in inconclusive and "inconclusive" in inconclusive and "(noise > tolerance)" in inconclusive
+    assert "6/1" in regressed and "(noise > tolerance)" not in regressed
+    assert "-18.3%" in inconclusive and "inconclusive" in inconclusive and "(noise > tolerance)" in inconclusive
     assert "2/2" in lines[3] and MISSING in lines[4] and NEW in lines[5]
     assert len(lines) == 1 + len(rows)
+
+
+def test_table_of_nothing_says_so():
+    assert vr.table_lines([]) == ["(no benchmarks compared)"]
 
 
 def test_table_shows_the_confirmation():

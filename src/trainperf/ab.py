@@ -22,11 +22,7 @@ from pathlib import Path
 
 from trainperf.fresh_run import CHILD_ENV
 from trainperf.runs import RunError, SavedRun, load_run
-from trainperf.verdict import DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE, Comparison, paired
-
-# No confirmation step follows an A/B: each verdict already rests on several pairs of fresh processes, so it
-# keeps the conventional 5% (the gate's first measurements use 2%, then confirm).
-AB_ALPHA = 0.05
+from trainperf.verdict import AB_ALPHA, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE, Comparison, paired
 
 
 class ABError(Exception):

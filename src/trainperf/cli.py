@@ -21,7 +21,7 @@ from trainperf import baseline_commands as bc
 from trainperf import report as rp
 from trainperf import verdict_report as vr
 from trainperf.baseline import DEFAULT_KEEP_RUNS, BaselineError, load
-from trainperf.verdict import DEFAULT_ALPHA, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE
+from trainperf.verdict import AB_ALPHA, DEFAULT_ALPHA, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE
 
 
 def _fraction(text: str) -> float:
@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     ab.add_argument("--timeout-s", type=float, default=900.0, metavar="S", help="limit per pytest run (default: 900)")
     ab.add_argument("--json", type=Path, metavar="PATH", help="write the verdicts there (trainperf report reads it)")
     ab.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="git repository (default: .)")
-    _policy_options(ab, alpha=0.05)
+    _policy_options(ab, alpha=AB_ALPHA)
     ab.add_argument("pytest_args", nargs="*", metavar="PYTEST_ARGS")
 
     baseline = commands.add_parser("baseline", help="record, promote or show baselines")

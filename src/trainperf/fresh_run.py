@@ -91,8 +91,10 @@ def measure(
     env[CHILD_ENV] = "1"
     # The child is given its options explicitly; inherited ones could autosave or write the parent's JSON.
     env.pop("PYTEST_ADDOPTS", None)
-    # Modules next to where pytest was started (a -p plugin, a model factory) stay importable.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(invocation_dir), env.get("PYTHONPATH", "")) if p)
+    # What the parent could import, the child can: modules next to where pytest was started (a -p plugin, a
+    # model factory) and directories pytest or a conftest put on sys.path.
+    paths = [str(invocation_dir), *(p for p in sys.path if p and os.path.isdir(p)), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if p))
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="trainperf-fresh-") as tmp:
         json_path = Path(tmp) / "fresh.json"

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 from trainperf.verdict import (
+    AB_ALPHA,
     DEFAULT_ALPHA,
     DEFAULT_RUN_NOISE,
     DEFAULT_TOLERANCE,
@@ -86,7 +87,7 @@ def ab_rates(
     pairs: int,
     trials: int = 1000,
     tolerance: float = DEFAULT_TOLERANCE,
-    alpha: float = DEFAULT_ALPHA,
+    alpha: float = AB_ALPHA,
     prior: float = DEFAULT_RUN_NOISE,
     seed: int = 0,
 ) -> float:
