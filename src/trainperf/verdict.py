@@ -151,12 +151,15 @@ def run_noise(
     if not runs:
         raise ValueError("a reference needs at least one run")
     within = within_run_sigma(samples)
-    floor = max(math.log1p(prior), within)
     _, measured = location_scale(_logs(runs))
-    own_dof = len(runs) - 1
-    pooled = math.sqrt(((measured or 0.0) ** 2 * own_dof + floor**2 * prior_dof) / (own_dof + prior_dof))
-    sigma = max(pooled, measured or 0.0, within)
-    return Noise(sigma=sigma, dof=own_dof + prior_dof, runs=len(runs), measured=measured)
+    return _pooled(measured, len(runs), max(math.log1p(prior), within), prior_dof, within)
+
+
+def _pooled(measured: float | None, count: int, prior_sigma: float, prior_dof: float, floor: float) -> Noise:
+    """``measured`` (from ``count`` values) raised, never lowered, by pooling with ``prior_sigma``."""
+    own_dof = count - 1
+    pooled = math.sqrt(((measured or 0.0) ** 2 * own_dof + prior_sigma**2 * prior_dof) / (own_dof + prior_dof))
+    return Noise(sigma=max(pooled, measured or 0.0, floor), dof=own_dof + prior_dof, runs=count, measured=measured)
 
 
 def _t(alpha: float, dof: float) -> float:
@@ -288,10 +291,7 @@ def paired(
     diffs = [math.log(y) - math.log(x) for x, y in zip(a, b, strict=True)]
     floor = math.sqrt(2.0) * max(math.log1p(prior), within_run_sigma(samples))
     change_log, measured = location_scale(diffs)
-    own_dof = len(diffs) - 1
-    pooled = math.sqrt(((measured or 0.0) ** 2 * own_dof + floor**2 * PRIOR_DOF) / (own_dof + PRIOR_DOF))
-    sigma = max(pooled, measured or 0.0)
-    noise = Noise(sigma=sigma, dof=own_dof + PRIOR_DOF, runs=len(diffs), measured=measured)
+    noise = _pooled(measured, len(diffs), floor, PRIOR_DOF, 0.0)
     threshold, detectable, _ = bounds(noise, tolerance=tolerance, alpha=alpha, paired=True)
     return Comparison(
         name=name,
@@ -302,7 +302,7 @@ def paired(
         tolerance=tolerance,
         threshold=_drop(threshold),
         detectable=_drop(detectable),
-        noise=sigma,
+        noise=noise.sigma,
         runs=(len(a), len(b)),
         against=against,
     )
