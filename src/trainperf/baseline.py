@@ -244,6 +244,17 @@ def merge(
     return new, Changes(tuple(sorted(added)), tuple(sorted(updated)), kept)
 
 
+def provenance(commit: str | None, date: str | None, machine: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """What an entry records about where its numbers came from: commit, date, machine and the benchmark's own
+    backend flags, settings and case (from its extra_info)."""
+    return {
+        "commit": commit,
+        "date": date,
+        "machine": machine,
+        **{key: extra.get(key) for key in ("backend_flags", "settings", "config")},
+    }
+
+
 def entry_from_runs(runs: list[tuple[float, tuple[float, ...]]], provenance: dict[str, Any]) -> Entry:
     """One entry from independent runs, each (median img/s, rounds), oldest first."""
     medians = tuple(m for m, _ in runs)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from trainperf import baseline as bl
 from trainperf.runs import RunError, SavedRun, load_run
-from trainperf.verdict import DEFAULT_ALPHA, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE, bounds, run_noise
+from trainperf.verdict import DEFAULT_ALPHA, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE, as_drop, bounds, run_noise
 
 DONE, BAD_INPUT, NOT_UPDATED = 0, 2, 6
 
@@ -78,15 +78,7 @@ def promoted_entries(runs: Sequence[SavedRun]) -> dict[str, bl.Entry]:
         result = newest.results[name]
         entries[name] = bl.entry_from_runs(
             [(r.results[name].img_per_s, r.results[name].samples) for r in runs],
-            {
-                "commit": newest.commit,
-                "date": newest.date,
-                "machine": newest.info,
-                "backend_flags": result.extra.get("backend_flags"),
-                "settings": result.extra.get("settings"),
-                "config": result.extra.get("config"),
-                "promoted_from_runs": len(runs),
-            },
+            {**bl.provenance(newest.commit, newest.date, newest.info, result.extra), "promoted_from_runs": len(runs)},
         )
     return entries
 
@@ -153,19 +145,13 @@ def show_lines(baseline: bl.Baseline, *, alpha: float = DEFAULT_ALPHA, prior: fl
                 "measured noise": "-" if noise.measured is None else f"{noise.measured:.1%}",
                 "noise used": f"{noise.sigma:.1%}",
                 "tolerance": f"{tolerance:.1%}",
-                "threshold": f"-{-_expm1(-threshold):.1%}",
-                "detectable": f"-{-_expm1(-detectable):.1%}",
+                "threshold": f"-{as_drop(threshold):.1%}",
+                "detectable": f"-{as_drop(detectable):.1%}",
             }
         )
     if not rows:
         return ["(no benchmarks)"]
     return pd.DataFrame(rows).to_string(index=False).splitlines()
-
-
-def _expm1(x: float) -> float:
-    import math
-
-    return math.expm1(x)
 
 
 def show(paths: Sequence[Path], *, alpha: float, prior: float) -> int:

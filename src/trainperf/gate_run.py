@@ -129,16 +129,7 @@ def _record(
         measured = _as_current(fresh.run, by_name)
         runs.append({name: recording.RunOf(c.img_per_s, c.samples) for name, c in measured.items()})
     base = recording.provenance_base()
-    provenance = {
-        r.name: {
-            **base,
-            "machine": state.info,
-            "backend_flags": r.extra.get("backend_flags"),
-            "settings": r.extra.get("settings"),
-            "config": r.extra.get("config"),
-        }
-        for r in results
-    }
+    provenance = {r.name: bl.provenance(base["commit"], base["date"], state.info, r.extra) for r in results}
     old = committed if state.committed and state.committed.path == path else None
     if old is None and path.exists():
         try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainperf import baseline as bl
-from trainperf.verdict import DEFAULT_ALPHA, DEFAULT_RUN_NOISE, bounds, run_noise
+from trainperf.verdict import DEFAULT_ALPHA, DEFAULT_RUN_NOISE, as_drop, bounds, run_noise
 
 MORE, DONE, REFUSE = "more", "done", "refuse"
 
@@ -53,7 +53,7 @@ def loose(runs: Sequence[Mapping[str, RunOf]], tolerances: Mapping[str, float], 
         noise = run_noise(medians, runs[-1][name].samples, prior=plan.prior)
         threshold, _, _ = bounds(noise, tolerance=tolerance, alpha=plan.alpha)
         if threshold > -math.log1p(-tolerance) + 1e-9:
-            out.append(f"{name} {-math.expm1(-threshold):.1%}")
+            out.append(f"{name} {as_drop(threshold):.1%}")
     return out
 
 

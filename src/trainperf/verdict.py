@@ -185,7 +185,7 @@ def bounds(
     return threshold, threshold + _z(POWER) * se, se
 
 
-def _drop(log_value: float) -> float:
+def as_drop(log_value: float) -> float:
     """A log-scale drop as a relative one: 0.105 -> 0.10."""
     return -math.expm1(-log_value)
 
@@ -214,6 +214,21 @@ def compare(
     threshold, detectable, _ = bounds(noise, tolerance=tolerance, alpha=alpha, current_runs=len(current))
     change_log = location_scale(_logs(current))[0] - location_scale(_logs(reference))[0]
     verdict = _verdict(change_log, threshold, tolerance, improved=STALE)
+    return _row(name, verdict, reference, current, change_log, tolerance, (threshold, detectable), noise, against)
+
+
+def _row(
+    name: str,
+    verdict: str,
+    reference: Sequence[float],
+    current: Sequence[float],
+    change_log: float,
+    tolerance: float,
+    bound: tuple[float, float],
+    noise: Noise,
+    against: str,
+) -> Comparison:
+    """A Comparison from log-scale results: the one place they turn into relative changes and drops."""
     return Comparison(
         name=name,
         verdict=verdict,
@@ -221,8 +236,8 @@ def compare(
         current=centre(current),
         change=math.expm1(change_log),
         tolerance=tolerance,
-        threshold=_drop(threshold),
-        detectable=_drop(detectable),
+        threshold=as_drop(bound[0]),
+        detectable=as_drop(bound[1]),
         noise=noise.sigma,
         runs=(len(reference), len(current)),
         against=against,
@@ -293,16 +308,5 @@ def paired(
     change_log, measured = location_scale(diffs)
     noise = _pooled(measured, len(diffs), floor, PRIOR_DOF, 0.0)
     threshold, detectable, _ = bounds(noise, tolerance=tolerance, alpha=alpha, paired=True)
-    return Comparison(
-        name=name,
-        verdict=_verdict(change_log, threshold, tolerance, improved=FASTER),
-        baseline=centre(a),
-        current=centre(b),
-        change=math.expm1(change_log),
-        tolerance=tolerance,
-        threshold=_drop(threshold),
-        detectable=_drop(detectable),
-        noise=noise.sigma,
-        runs=(len(a), len(b)),
-        against=against,
-    )
+    verdict = _verdict(change_log, threshold, tolerance, improved=FASTER)
+    return _row(name, verdict, a, b, change_log, tolerance, (threshold, detectable), noise, against)
