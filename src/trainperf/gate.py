@@ -15,9 +15,11 @@ from typing import Any
 
 from trainperf import baseline as bl
 from trainperf.machine_key import machine_key
+from trainperf.machine_load import MachineLoad
 from trainperf.runs import RunError, parse_run
 from trainperf.settings import Settings
 from trainperf.verdict import (
+    CONTENDED,
     DEFAULT_TOLERANCE,
     INCONCLUSIVE,
     MISSING,
@@ -26,6 +28,7 @@ from trainperf.verdict import (
     Comparison,
     compare,
     confirm,
+    on_busy_machine,
 )
 
 # Exit statuses beside pytest's own (0 passed, 1 tests failed, 2 interrupted, 3 internal error, 4 usage error,
@@ -34,6 +37,7 @@ EXIT_OK = 0
 EXIT_REGRESSED = 1
 EXIT_BAD_INPUT = 4
 EXIT_NOT_UPDATED = 6
+EXIT_CONTENDED = 7  # no verdict: what looked regressed was measured on a busy machine
 
 
 class GateInputError(Exception):
@@ -86,7 +90,7 @@ class Outcome:
     failures: list[str]
     errors: list[str]
     notes: list[str]
-    exit_code: int  # EXIT_OK, EXIT_REGRESSED, EXIT_BAD_INPUT or EXIT_NOT_UPDATED
+    exit_code: int  # EXIT_OK, EXIT_REGRESSED, EXIT_BAD_INPUT, EXIT_NOT_UPDATED or EXIT_CONTENDED
 
 
 def prepare(settings: Settings, rootdir: Path, info: dict[str, Any], compared_docs: list[tuple[str, Any]]) -> GateState:
@@ -207,6 +211,27 @@ def judge(
     return rows
 
 
+def load_of(current: Current) -> MachineLoad | None:
+    """The load other work put on the machine while ``current`` was measured (None: not recorded)."""
+    return MachineLoad.from_dict(current.extra.get("machine_load"))
+
+
+def busy(rows: list[Comparison], deciding: Mapping[str, Current], limit: float) -> dict[str, MachineLoad]:
+    """Regressed benchmarks whose deciding measurement (the confirmation, else the first) was taken while other
+    work took more than ``limit`` of the machine, with that load."""
+    out = {}
+    for name in suspects(rows):
+        load = load_of(deciding[name]) if name in deciding else None
+        if load is not None and load.busy > limit:
+            out[name] = load
+    return out
+
+
+def mark_busy(rows: list[Comparison], loads: Mapping[str, MachineLoad]) -> list[Comparison]:
+    """``rows`` with the regressions of ``loads`` turned into no verdict (CONTENDED)."""
+    return [on_busy_machine(row, loads[row.name].busy) if row.name in loads else row for row in rows]
+
+
 def suspects(rows: list[Comparison]) -> list[str]:
     """Benchmarks that look regressed against some reference: what a confirmation measures again."""
     return sorted({row.name for row in rows if row.failed})
@@ -225,7 +250,10 @@ def decide(state: GateState, settings: Settings, rows: list[Comparison], *, note
             for row in rows
             if row.verdict in (MISSING, INCONCLUSIVE)
         )
-    return Outcome(rows, failures, [], notes, EXIT_REGRESSED if failures else EXIT_OK)
+    busy = [row.line() for row in rows if row.verdict == CONTENDED]
+    if failures:
+        return Outcome(rows, failures, busy, notes, EXIT_REGRESSED)
+    return Outcome(rows, [], busy, notes, EXIT_CONTENDED if busy else EXIT_OK)
 
 
 def recorded(state: GateState, rows: list[Comparison], written: list[str], refused: list[str]) -> Outcome:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainperf import baseline as bl
-from trainperf import fresh_run, gate, recording
+from trainperf import fresh_run, gate, machine_load, recording
 from trainperf.runs import SavedRun
 from trainperf.settings import Settings
+from trainperf.verdict import Comparison
 
 
 @dataclass(frozen=True)
@@ -61,23 +62,60 @@ def finish(
     rows = gate.judge(state, settings, results)
     suspects = gate.suspects(rows)
     notes: list[str] = []
+    deciding = {r.name: r for r in results}
     if suspects and settings.confirm:
-        by_name = {r.name: r for r in results}
-        nodeids = [by_name[name].nodeid for name in suspects if by_name[name].nodeid]
-        say(
-            f"trainperf: {len(suspects)} benchmark(s) look regressed; measuring them again in a fresh process "
-            f"(--trainperf-confirm off skips this): {', '.join(suspects)}"
-        )
-        fresh = child.measure(nodeids, settings.confirm_timeout_s)
+        rows, deciding = _confirm(state, settings, results, suspects, child, say, notes)
+    loads = gate.busy(rows, deciding, settings.busy_limit)
+    return gate.decide(state, settings, gate.mark_busy(rows, loads), notes=notes)
+
+
+def _confirm(
+    state: gate.GateState,
+    settings: Settings,
+    results: list[gate.Current],
+    suspects: list[str],
+    child: ChildContext,
+    say: Callable[[str], None],
+    notes: list[str],
+) -> tuple[list[Comparison], dict[str, gate.Current]]:
+    """Verdicts after measuring the suspects again in a fresh process, and the measurement deciding each.
+
+    A confirmation taken while other work took the machine decides nothing: the gate waits for a quiet machine
+    and measures those suspects again, within --trainperf-confirm-timeout-s in all."""
+    by_name = {r.name: r for r in results}
+    deadline = time.monotonic() + settings.confirm_timeout_s
+    measured: dict[str, gate.Current] = {}
+    rows = gate.judge(state, settings, results)
+    say(
+        f"trainperf: {len(suspects)} benchmark(s) look regressed; measuring them again in a fresh process "
+        f"(--trainperf-confirm off skips this): {', '.join(suspects)}"
+    )
+    todo = suspects
+    while True:
+        fresh = child.measure([by_name[n].nodeid for n in todo if by_name[n].nodeid], deadline - time.monotonic())
+        notes.append(f"confirmation of {', '.join(todo)} took {fresh.seconds:.0f} s")
         if fresh.run is not None:
-            measured = _as_current(fresh.run, by_name)
+            measured.update(_as_current(fresh.run, by_name))
             rows = gate.judge(state, settings, results, fresh=measured)
         if fresh.error:
             notes.append(
                 f"confirmation: the fresh process {fresh.error}; the first verdict stands for what it did not measure"
             )
-        notes.append(f"confirmation took {fresh.seconds:.0f} s")
-    return gate.decide(state, settings, rows, notes=notes)
+            break
+        loads = gate.busy(rows, measured, settings.busy_limit)
+        if not loads:
+            break
+        todo = sorted(loads)
+        say(
+            f"trainperf: the machine was busy while {', '.join(todo)} were confirmed "
+            f"({max(loads.values(), key=lambda x: x.busy).describe()}); waiting for it to quiet down"
+        )
+        quiet = machine_load.wait_until_quiet(settings.busy_limit, deadline - fresh.seconds)
+        if quiet is None or quiet.busy > settings.busy_limit or time.monotonic() + fresh.seconds > deadline:
+            state_now = "no quiet moment came" if quiet is None or quiet.busy > settings.busy_limit else "no time"
+            notes.append(f"confirmation: {state_now} within --trainperf-confirm-timeout-s to measure again")
+            break
+    return rows, {**by_name, **measured}
 
 
 def _record(

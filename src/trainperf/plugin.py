@@ -318,7 +318,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if outcome is None:
         return
     from trainperf import verdict_report
-    from trainperf.gate import EXIT_NOT_UPDATED
+    from trainperf.gate import EXIT_CONTENDED, EXIT_NOT_UPDATED
 
     state = config.stash[GATE_KEY]
     where = state.committed.path if state.committed else state.note
@@ -333,6 +333,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(line)
     if outcome.exit_code == EXIT_NOT_UPDATED:
         terminalreporter.write_sep("=", "trainperf: baseline not updated", red=True, bold=True)
+    elif outcome.exit_code == EXIT_CONTENDED:
+        terminalreporter.write_sep("=", "trainperf: no verdict — the machine was busy", yellow=True, bold=True)
     elif outcome.failures or outcome.errors:
         terminalreporter.write_sep("=", "trainperf gate FAILED", red=True, bold=True)
     for line in outcome.errors + outcome.failures:

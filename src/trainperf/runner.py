@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import pytest
 
 from trainperf.cases import Case, DistributedCase, LoaderCase
+from trainperf.machine_load import MachineLoad, Window
 from trainperf.settings import Settings
 
 if TYPE_CHECKING:
@@ -153,6 +154,15 @@ class Runner:
         self.settings = settings
         # Read before measuring: a bad marker fails the case before it spends any time.
         self.tolerance = tolerance_marker(request.node)
+        self._load: MachineLoad | None = None
+
+    def _measured(self, what: str, fn: Callable[[], T]) -> T:
+        """``call_or_fail`` with the machine's load by other work over the measurement noted for the record."""
+        window = Window()
+        with window.measuring():
+            result = call_or_fail(what, fn, benchmark=self.benchmark)
+        self._load = window.load
+        return result
 
     def train_step(self, trainer: Trainer) -> dict[str, Any]:
         """Training-step throughput of ``trainer``'s case."""
@@ -160,7 +170,7 @@ class Runner:
 
         s = self.settings
         self.benchmark.group = "train_step"
-        result = call_or_fail(
+        result = self._measured(
             f"train_step[{trainer.case.id}]",
             lambda: measure.train_step(
                 self.benchmark,
@@ -171,7 +181,6 @@ class Runner:
                 window_s=s.window_s,
                 steps=s.steps,
             ),
-            benchmark=self.benchmark,
         )
         return self._record(
             "train_step", trainer.case.id, _trainer_config(trainer), {**result, **self._mfu(trainer, result)}
@@ -193,7 +202,7 @@ class Runner:
             "dataset_images": len(dataset) if hasattr(dataset, "__len__") else None,
         }
         self.benchmark.group = "epoch"
-        result = call_or_fail(
+        result = self._measured(
             f"epoch[{case.id}]",
             lambda: measure.epoch(
                 self.benchmark,
@@ -203,7 +212,6 @@ class Runner:
                 rounds=s.epoch_rounds,
                 non_blocking=pin and trainer.device.type == "cuda",
             ),
-            benchmark=self.benchmark,
         )
         return self._record(
             "epoch", case.id, {**_trainer_config(trainer), **loader_info}, {**result, **self._mfu(trainer, result)}
@@ -237,12 +245,11 @@ class Runner:
             )
 
         self.benchmark.group = "dataloader"
-        result = call_or_fail(
+        result = self._measured(
             f"dataloader[{case.id}]",
             lambda: measure.dataloader(
                 self.benchmark, build_loader(), device, rounds=s.loader_rounds, non_blocking=case.pin_memory
             ),
-            benchmark=self.benchmark,
         )
         config = {
             "device": case.device,
@@ -273,10 +280,9 @@ class Runner:
             )
 
         self.benchmark.group = "compile_time"
-        call_or_fail(
+        self._measured(
             f"compile_time[{case.id}]",
             lambda: self.benchmark.pedantic(measure_once, rounds=1, iterations=1, warmup_rounds=0),
-            benchmark=self.benchmark,
         )
         return self._record("compile_time", case.id, case.as_dict(), box)
 
@@ -300,10 +306,9 @@ class Runner:
             default=None,
         )
         self.benchmark.group = "ddp_train_step"
-        launched = call_or_fail(
+        launched = self._measured(
             f"ddp_train_step[{dcase.id}]",
             lambda: distributed.launch(dcase, _launch_config(s), max_per_node=max_per_node),
-            benchmark=self.benchmark,
         )
         if launched.result is None:
             pytest.skip(f"global rank 0 of {dcase.id} ran on another node; the run on that node records this case")
@@ -336,6 +341,8 @@ class Runner:
             **result,
             "settings": self.settings.recorded(),
         }
+        if self._load is not None:
+            info["machine_load"] = self._load.as_dict()
         self.benchmark.extra_info.update(info)
         node = self.request.node
         # The benchmark's own dict, so a later result can still complete it (scaling efficiency) before saving.

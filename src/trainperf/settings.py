@@ -59,6 +59,11 @@ def parse_fraction(text: str) -> float:
     return value
 
 
+def _busy_limit(text: str) -> float:
+    """A share of the machine (fraction or percentage, up to 1), or 'off' for 1: never call a machine busy."""
+    return 1.0 if text.strip().lower() == "off" else parse_fraction(text)
+
+
 def _on_off(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("on", "1", "true", "yes"):
@@ -406,6 +411,15 @@ OPTIONS: tuple[Option, ...] = (
         "600",
     ),
     Option(
+        "busy_limit",
+        "FRACTION",
+        "share of the machine's CPU other processes may take while a regression is measured; above it the gate "
+        "waits for a quiet machine and measures again, and gives no verdict (exit 7) if it stays busy",
+        "a fraction (0.1) or a percentage (10%) between 0 and 1, or 'off'",
+        _busy_limit,
+        "0.10",
+    ),
+    Option(
         "run_noise",
         "FRACTION",
         "between-run noise assumed before a reference has measured its own (pooled with it on 2 degrees of freedom)",
@@ -540,6 +554,7 @@ class Settings:
     allow_mismatch: bool = False
     confirm: bool = True
     confirm_timeout_s: float = 600.0
+    busy_limit: float = 0.10
     run_noise: float = 0.03
     record_min_runs: int = 3
     record_max_runs: int = 5

@@ -33,6 +33,7 @@ INCONCLUSIVE = "inconclusive — within this machine's noise"
 UNCONFIRMED = "not confirmed — a fresh run agrees with the baseline"
 NEW = "new — no baseline"
 MISSING = "missing — in baseline but not run"
+CONTENDED = "no verdict — machine busy"  # looked regressed, but measured while other work took the machine
 
 DEFAULT_TOLERANCE = 0.05
 # Per benchmark, before confirmation. After it, a clean benchmark with 6% between-run noise and 5 reference runs
@@ -77,6 +78,7 @@ class Comparison:
     first: float | None = None  # change of the first measurement, when a confirmation ran
     confirmation: float | None = None  # change of the confirming fresh run
     against: str = "baseline"
+    busy: float | None = None  # share of the machine's CPU other work took while the deciding run measured
 
     @property
     def failed(self) -> bool:
@@ -102,6 +104,11 @@ class Comparison:
         )
         if self.confirmation is not None:
             text += f"; first run {self.first:+.1%}, confirmation in a fresh process {self.confirmation:+.1%}"
+        if self.busy is not None:
+            text += (
+                f"; other work took {self.busy:.0%} of the machine's CPU while it was measured, so the drop may be "
+                f"the neighbours' (run it again on a quiet machine, or use trainperf ab)"
+            )
         if self.underpowered:
             text += (
                 f"; this machine's noise hides drops between {self.tolerance:.1%} and {self.threshold:.1%} here "
@@ -285,6 +292,12 @@ def confirm(
         confirmation=again.change,
         against=first.against,
     )
+
+
+def on_busy_machine(row: Comparison, busy: float) -> Comparison:
+    """A regression measured while other work took ``busy`` of the machine: no verdict either way. Slowing a
+    CPU-bound run is what contention does, so such a drop is not evidence against the code; nor is it a pass."""
+    return replace(row, verdict=CONTENDED, busy=busy) if row.failed else row
 
 
 def paired(

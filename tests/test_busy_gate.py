@@ -1,0 +1,104 @@
+"""A regression measured while other work took the machine: wait for quiet and measure again, or no verdict
+(exit 7). Plain values and a fake fresh process; nothing is measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from test_gate_logic import NAME, ROUNDS, _state
+from trainperf import gate, gate_run
+from trainperf import machine_load as ml
+from trainperf.fresh_run import FreshRun
+from trainperf.gate import Current
+from trainperf.runs import SavedRun, Throughput
+from trainperf.settings import Settings
+from trainperf.verdict import CONTENDED, OK, REGRESSED, UNCONFIRMED
+
+QUIET = {"others": 0.01, "steal": 0.0, "seconds": 30.0}
+BUSY = {"others": 0.4, "steal": 0.05, "seconds": 30.0}
+
+
+def _current(factor: float, load: dict | None) -> Current:
+    extra = {"machine_load": load} if load else {}
+    return Current(
+        NAME, tuple(v * factor for v in ROUNDS), 1000.0 * factor, 0.01, None, extra, nodeid=f"perf/x::{NAME}"
+    )
+
+
+class FakeChild:
+    """A fresh process that measures what it is told, one run per call."""
+
+    def __init__(self, *runs: tuple[float, dict | None]) -> None:
+        self.runs = list(runs)
+        self.calls: list[list[str]] = []
+
+    def measure(self, nodeids: list[str], timeout_s: float) -> FreshRun:
+        self.calls.append(nodeids)
+        factor, load = self.runs.pop(0)
+        extra = {"machine_load": load} if load else {}
+        result = Throughput(1000.0 * factor, tuple(v * factor for v in ROUNDS), 0.01, extra)
+        return FreshRun(SavedRun("child", "k", {}, None, None, {NAME: result}), None, 40.0)
+
+
+def _finish(tmp_path: Path, first: Current, child: FakeChild, settings: Settings | None = None) -> gate.Outcome:
+    said: list[str] = []
+    return gate_run.finish(_state(tmp_path), settings or Settings(), [first], 0, child, 60.0, said.append)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def quiet_soon(monkeypatch):
+    waits: list[float] = []
+
+    def wait(limit: float, deadline: float, probe_s: float = 10.0) -> ml.MachineLoad:
+        waits.append(limit)
+        return ml.MachineLoad(0.02, 0.0, probe_s)
+
+    monkeypatch.setattr(ml, "wait_until_quiet", wait)
+    return waits
+
+
+def test_a_busy_confirmation_is_measured_again_once_the_machine_is_quiet(tmp_path, quiet_soon):
+    child = FakeChild((0.80, BUSY), (0.99, QUIET))
+    outcome = _finish(tmp_path, _current(0.85, QUIET), child)
+    assert len(child.calls) == 2 and quiet_soon == [0.10]
+    assert [r.verdict for r in outcome.rows] == [UNCONFIRMED] and outcome.exit_code == gate.EXIT_OK
+
+
+def test_a_regression_confirmed_on_a_quiet_machine_still_fails(tmp_path, quiet_soon):
+    child = FakeChild((0.80, BUSY), (0.84, QUIET))
+    outcome = _finish(tmp_path, _current(0.85, BUSY), child)  # a busy first run does not matter once confirmed
+    assert [r.verdict for r in outcome.rows] == [REGRESSED] and outcome.exit_code == gate.EXIT_REGRESSED
+    assert outcome.rows[0].confirmation == pytest.approx(-0.16, abs=1e-3)
+
+
+def test_a_machine_that_stays_busy_gives_no_verdict(tmp_path, monkeypatch):
+    monkeypatch.setattr(ml, "wait_until_quiet", lambda limit, deadline, probe_s=10.0: ml.MachineLoad(0.5, 0, 10))
+    outcome = _finish(tmp_path, _current(0.85, QUIET), FakeChild((0.80, BUSY)))
+    row = outcome.rows[0]
+    assert row.verdict == CONTENDED and row.busy == pytest.approx(0.45) and not row.failed
+    assert outcome.exit_code == gate.EXIT_CONTENDED and outcome.failures == []
+    assert "other work took 45% of the machine's CPU" in outcome.errors[0]
+    assert any("no quiet moment came" in note for note in outcome.notes)
+
+
+def test_without_confirmation_a_busy_first_run_gives_no_verdict_and_a_quiet_one_fails(tmp_path):
+    off = Settings(confirm=False)
+    assert _finish(tmp_path, _current(0.85, BUSY), FakeChild(), off).exit_code == gate.EXIT_CONTENDED
+    assert _finish(tmp_path, _current(0.85, QUIET), FakeChild(), off).exit_code == gate.EXIT_REGRESSED
+    assert _finish(tmp_path, _current(0.85, None), FakeChild(), off).exit_code == gate.EXIT_REGRESSED  # older run
+
+
+def test_the_busy_limit_is_a_setting_and_off_never_calls_a_machine_busy(tmp_path):
+    assert _finish(tmp_path, _current(0.85, BUSY), FakeChild(), Settings(confirm=False, busy_limit=1.0)).exit_code == 1
+    lenient = Settings(confirm=False, busy_limit=0.5)
+    assert _finish(tmp_path, _current(0.85, BUSY), FakeChild(), lenient).exit_code == gate.EXIT_REGRESSED
+
+
+def test_a_busy_machine_never_hides_a_pass_nor_masks_another_regression(tmp_path):
+    state = _state(tmp_path)
+    ok = gate.judge(state, Settings(), [_current(1.0, BUSY)])
+    assert [r.verdict for r in ok] == [OK] and gate.busy(ok, {NAME: _current(1.0, BUSY)}, 0.1) == {}
+    rows = gate.mark_busy(gate.judge(state, Settings(), [_current(0.85, BUSY)]), {})
+    assert gate.decide(state, Settings(), rows).exit_code == gate.EXIT_REGRESSED
