@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from test_gate_logic import NAME, ROUNDS, _state
+from trainperf import baseline as bl
 from trainperf import gate, gate_run
 from trainperf import machine_load as ml
 from trainperf.fresh_run import FreshRun
@@ -102,3 +103,19 @@ def test_a_busy_machine_never_hides_a_pass_nor_masks_another_regression(tmp_path
     assert [r.verdict for r in ok] == [OK] and gate.busy(ok, {NAME: _current(1.0, BUSY)}, 0.1) == {}
     rows = gate.mark_busy(gate.judge(state, Settings(), [_current(0.85, BUSY)]), {})
     assert gate.decide(state, Settings(), rows).exit_code == gate.EXIT_REGRESSED
+
+
+def test_a_recording_leaves_out_runs_measured_on_a_busy_machine(tmp_path):
+    record = Settings(update_baselines=True, record_min_runs=3, record_max_runs=3)
+    child = FakeChild((1.0, QUIET), (0.6, BUSY), (1.01, QUIET), (0.99, QUIET))
+    outcome = _finish(tmp_path, _current(0.7, BUSY), child, record)
+    assert outcome.exit_code == gate.EXIT_OK and len(child.calls) == 4
+    written = bl.load(tmp_path / "k.json").entries[NAME]
+    assert written.runs == pytest.approx((1000.0, 1010.0, 990.0))  # neither busy run: not the 0.7 nor the 0.6
+
+
+def test_a_recording_on_a_machine_that_stays_busy_is_refused_saying_so(tmp_path):
+    record = Settings(update_baselines=True, record_min_runs=2, record_budget_s=100)  # no room for a second run
+    outcome = _finish(tmp_path, _current(1.0, BUSY), FakeChild(), record)
+    assert outcome.exit_code == gate.EXIT_NOT_UPDATED and not (tmp_path / "k.json").exists()
+    assert "run(s) left out: the machine was busy" in outcome.errors[0]

@@ -118,6 +118,20 @@ def _confirm(
     return rows, {**by_name, **measured}
 
 
+def _keep_quiet_run(
+    runs: list[dict[str, recording.RunOf]], measured: list[gate.Current], limit: float, say: Callable[[str], None]
+) -> int:
+    """Append a run to ``runs`` unless other work took more than ``limit`` of the machine while one of its
+    benchmarks was measured; returns 1 for a run left out, else 0."""
+    loads = [load for c in measured if (load := gate.load_of(c)) is not None]
+    worst = max(loads, key=lambda load: load.busy, default=None)
+    if worst is not None and worst.busy > limit:
+        say(f"trainperf: recording: run {len(runs) + 1} left out, the machine was busy ({worst.describe()})")
+        return 1
+    runs.append({c.name: recording.RunOf(c.img_per_s, c.samples) for c in measured})
+    return 0
+
+
 def _record(
     state: gate.GateState,
     settings: Settings,
@@ -141,12 +155,13 @@ def _record(
     committed = state.committed.baseline if state.committed else None
     tolerances = {r.name: gate.tolerance_for(settings, r, committed, r.name) for r in results}
     by_name = {r.name: r for r in results}
-    runs: list[dict[str, recording.RunOf]] = [{r.name: recording.RunOf(r.img_per_s, r.samples) for r in results}]
+    runs: list[dict[str, recording.RunOf]] = []
+    busy_runs = _keep_quiet_run(runs, results, settings.busy_limit, say)
     started = time.monotonic() - main_run_s
     per_run_s = main_run_s
     while True:
         step = recording.next_step(
-            runs, tolerances, elapsed_s=time.monotonic() - started, per_run_s=per_run_s, plan=plan
+            runs, tolerances, elapsed_s=time.monotonic() - started, per_run_s=per_run_s, plan=plan, busy_runs=busy_runs
         )
         if step.action == recording.REFUSE:
             return gate.recorded(state, rows, [], [f"{path}: baseline not updated: {step.reason}"])
@@ -164,8 +179,7 @@ def _record(
                 state, rows, [], [f"{path}: baseline not updated: run {len(runs) + 1} (a fresh process) {fresh.error}"]
             )
         per_run_s = max(per_run_s, fresh.seconds)
-        measured = _as_current(fresh.run, by_name)
-        runs.append({name: recording.RunOf(c.img_per_s, c.samples) for name, c in measured.items()})
+        busy_runs += _keep_quiet_run(runs, list(_as_current(fresh.run, by_name).values()), settings.busy_limit, say)
     base = recording.provenance_base()
     provenance = {r.name: bl.provenance(base["commit"], base["date"], state.info, r.extra) for r in results}
     old = committed if state.committed and state.committed.path == path else None

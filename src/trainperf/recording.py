@@ -64,22 +64,28 @@ def next_step(
     elapsed_s: float,
     per_run_s: float,
     plan: Plan,
+    busy_runs: int = 0,
 ) -> Step:
-    """What to do after ``runs``: measure once more, write, or refuse (with the reason)."""
+    """What to do after ``runs``: measure once more, write, or refuse (with the reason). ``busy_runs`` were
+    measured while other work took the machine and are not among ``runs``: a baseline recorded slow would hide
+    later regressions."""
+    fits = elapsed_s + per_run_s <= plan.budget_s
+    dropped = f" ({busy_runs} run(s) left out: the machine was busy)" if busy_runs else ""
+    if not runs and busy_runs and fits:
+        return Step(MORE, f"0 of at least {plan.min_runs} runs{dropped}")
     if not runs or not runs[0]:
-        return Step(REFUSE, "no throughput benchmark ran")
+        return Step(REFUSE, f"no throughput benchmark ran{dropped}")
     expected = set(runs[0])
     for index, run in enumerate(runs[1:], start=2):
         if missing := sorted(expected - set(run)):
             return Step(REFUSE, f"run {index} (a fresh process) has no result for {', '.join(missing[:3])}")
-    fits = elapsed_s + per_run_s <= plan.budget_s
     if len(runs) < plan.min_runs:
         if fits:
-            return Step(MORE, f"{len(runs)} of at least {plan.min_runs} runs")
+            return Step(MORE, f"{len(runs)} of at least {plan.min_runs} runs{dropped}")
         return Step(
             REFUSE,
             f"never settled: only {len(runs)} of {plan.min_runs} runs fit in the {plan.budget_s:.0f} s budget "
-            f"(a run takes about {per_run_s:.0f} s; raise --trainperf-record-budget-s)",
+            f"(a run takes about {per_run_s:.0f} s; raise --trainperf-record-budget-s){dropped}",
         )
     wide = loose(runs, tolerances, plan)
     if not wide:
