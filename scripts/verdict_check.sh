@@ -34,10 +34,12 @@ step() {  # name, command...: run it, keep its exit status and time
 step record python -m pytest "${common[@]}" --trainperf-update-baselines \
   --trainperf-verdict-json="$out/record.json" "${record_args[@]}"
 for i in $(seq 1 "$clean"); do
-  step "clean-$i" python -m pytest "${common[@]}" --trainperf-verdict-json="$out/clean-$i.json"
+  step "clean-$i" python -m pytest "${common[@]}" --trainperf-verdict-json="$out/clean-$i.json" \
+    --benchmark-json="$out/clean-$i.bench.json"
 done
 for i in $(seq 1 "$slow"); do
-  step "taskset-$i" taskset -c 0 python -m pytest "${common[@]}" --trainperf-verdict-json="$out/taskset-$i.json"
+  step "taskset-$i" taskset -c 0 python -m pytest "${common[@]}" --trainperf-verdict-json="$out/taskset-$i.json" \
+    --benchmark-json="$out/taskset-$i.bench.json"
 done
 for i in $(seq 1 "$ab"); do
   step "ab-same-$i" python -m trainperf.cli ab --pairs "$pairs" --json "$out/ab-same-$i.json" \
@@ -55,8 +57,11 @@ import sys
 from pathlib import Path
 
 out = Path(sys.argv[1])
-print("| check | exit | time | REGRESSED | train step change (threshold, detectable) | epoch change | other failed |")
-print("|---|---|---|---|---|---|---|")
+print(
+    "| check | exit | time | REGRESSED | no verdict (busy) | most CPU taken by other work | "
+    "train step change (threshold, detectable) | epoch change | other failed |"
+)
+print("|---|---|---|---|---|---|---|---|---|")
 for rc_file in sorted(out.glob("*.rc"), key=lambda p: (p.stat().st_mtime)):
     name = rc_file.stem
     rc, seconds = rc_file.read_text().split()
@@ -73,13 +78,23 @@ for rc_file in sorted(out.glob("*.rc"), key=lambda p: (p.stat().st_mtime)):
         return "-"
 
     failed = [r for r in rows if r["verdict"] == "REGRESSED"]
+    busy = [r for r in rows if r.get("busy") is not None]
+    bench = out / f"{name}.bench.json"
+    loads = []
+    if bench.exists():  # the first measurement of each benchmark (confirmations are not saved there)
+        for b in json.loads(bench.read_text())["benchmarks"]:
+            load = (b.get("extra_info") or {}).get("machine_load")
+            if load:
+                loads.append(load["others"] + load["steal"])
+    most = f"{max(loads):.0%}" if loads else "-"
     others = [
         f"{r['name'].split('[')[1].rstrip(']')} {r['change']:+.1%}"
         for r in failed
         if not r["name"].startswith(("test_train_step", "test_epoch"))
     ]
     print(
-        f"| {name} | {rc} | {seconds} s | {len(failed)} | {cell('test_train_step')} | {cell('test_epoch')} | "
+        f"| {name} | {rc} | {seconds} s | {len(failed)} | {len(busy)} | {most} | {cell('test_train_step')} | "
+        f"{cell('test_epoch')} | "
         f"{', '.join(others) or '-'} |"
     )
 baseline = next((out / "baselines").glob("*.json"), None)

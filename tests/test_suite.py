@@ -53,7 +53,8 @@ def test_cpu_suite_runs_and_records_metrics(perf_suite, tmp_path):
     assert step["backend_flags"]["cudnn_benchmark"] is True
     assert step["settings"]["rounds"] == 3
     for info in (b["extra_info"] for b in doc["benchmarks"]):  # what other work took while each was measured
-        assert set(info["machine_load"]) == {"others", "steal", "seconds"} and info["machine_load"]["seconds"] > 0
+        load = info["machine_load"]
+        assert set(load) == {"others", "steal", "seconds"} and 0 <= load["others"] <= 1 and load["seconds"] >= 0
     epoch = benches[f"test_epoch[{TINY_ID}]"]["extra_info"]
     assert epoch["images_per_epoch"] == 128 and len(epoch["epoch_s_rounds"]) == 2
     rates = [128 / s for s in epoch["epoch_s_rounds"]]
