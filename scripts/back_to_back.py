@@ -5,8 +5,8 @@
 Prints, for every throughput benchmark in both files, the two medians and the relative change, then the largest
 change. Exits 1 when that is above the target (the issue's "median img/s spread across back-to-back runs <= 2%
 on a GPU") or when a benchmark is in one run only (a case that failed or was skipped in the other would leave
-the verdict to the survivors), 2 on bad input. Standard library only: it runs where scipy is not installed (the
-GPU check machine).
+the verdict to the survivors), 2 on bad input. Needs only the standard library and trainperf's result records
+(no torch, scipy or pandas): it runs on the GPU check machine with ``PYTHONPATH=src``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from trainperf import results
 
 
 def medians(path: Path) -> dict[str, float]:
@@ -30,9 +32,14 @@ def medians(path: Path) -> dict[str, float]:
     out: dict[str, float] = {}
     for bench in benchmarks:
         extra: Any = bench.get("extra_info") if isinstance(bench, dict) else None
-        value = extra.get("img_per_s") if isinstance(extra, dict) else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            out[str(bench.get("name"))] = float(value)
+        if not results.is_result(extra):
+            continue
+        try:
+            rates = results.from_extra_info(extra).rates
+        except results.ResultError as exc:
+            raise ValueError(f"{path}: {bench.get('name')}: {exc}") from None
+        if rates is not None and rates.img_per_s > 0:
+            out[str(bench.get("name"))] = rates.img_per_s
     return out
 
 

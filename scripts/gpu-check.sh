@@ -139,7 +139,7 @@ done
 
 for json in ${jsons[@]+"${jsons[@]}"}; do
   echo "== $(basename "$json")" | tee -a "$out/table.txt"
-  "$python" -m trainperf.table "$json" | tee -a "$out/table.txt"
+  "$python" -m trainperf.cli report --format summary "$json" 2>&1 | tee -a "$out/table.txt"
 done
 if [[ $phases =~ steps.*steps ]] && ((${#steps[@]} < 2)); then
   echo "== back to back: not compared, fewer than two steps runs finished" | tee -a "$out/table.txt"

@@ -88,7 +88,7 @@ def main() -> int:
             window_s=1.0,
             steps=args.steps,
         )
-        harness.extend(result["img_per_s_rounds"])
+        harness.extend(result.throughput.img_per_s_rounds)
     b, h = statistics.median(bare), statistics.median(harness)
     print(f"case {case.id}: {len(bare)} bare and {len(harness)} harness windows of {args.steps} steps")
     print(f"bare    median {b:10.1f} img/s  spread {measure.spread(bare):.1%}")

@@ -58,7 +58,7 @@ from pathlib import Path
 
 out = Path(sys.argv[1])
 print(
-    "| check | exit | time | REGRESSED | no verdict (busy) | most CPU taken by other work | "
+    "| check | exit | time | REGRESSED | no verdict (busy or slower machine) | most CPU taken by other work | "
     "train step change (threshold, detectable) | epoch change | other failed |"
 )
 print("|---|---|---|---|---|---|---|---|---|")
@@ -78,7 +78,7 @@ for rc_file in sorted(out.glob("*.rc"), key=lambda p: (p.stat().st_mtime)):
         return "-"
 
     failed = [r for r in rows if r["verdict"] == "REGRESSED"]
-    busy = [r for r in rows if r.get("busy") is not None]
+    busy = [r for r in rows if r.get("busy") is not None or r.get("machine_change") is not None]
     bench = out / f"{name}.bench.json"
     loads = []
     if bench.exists():  # the first measurement of each benchmark (confirmations are not saved there)

@@ -35,6 +35,8 @@ def saved_run(medians: dict[str, float], source: str) -> SavedRun:
             {
                 "name": name,
                 "extra_info": {
+                    "trainperf_kind": "train_step",
+                    "case_id": name.split("[")[-1].rstrip("]"),
                     "img_per_s": value,
                     "img_per_s_rounds": [value * 0.99, value, value * 1.01],
                     "img_per_s_spread": 0.01,

@@ -44,6 +44,18 @@ def test_round_trip_keeps_the_runs(tmp_path):
     assert written["benchmarks"][A]["provenance"] == {"commit": "abc"}
 
 
+def test_the_machines_speed_probes_round_trip_and_a_merge_replaces_them_only_when_given(tmp_path):
+    path = tmp_path / "k.json"
+    original = bl.parse({**_doc(**{A: _entry()}), "machine_speed": [900.0, 910.0]}, path)
+    assert original.machine_speed == (900.0, 910.0)
+    bl.write_atomic(path, original)
+    assert bl.load(path).machine_speed == (900.0, 910.0) == tuple(json.loads(path.read_text())["machine_speed"])
+    new = {B: bl.Entry(50.0, (50.0,))}
+    assert bl.merge(original, original.machine_key, new)[0].machine_speed == (900.0, 910.0)
+    assert bl.merge(original, original.machine_key, new, machine_speed=(700.0,))[0].machine_speed == (700.0,)
+    assert "machine_speed" not in bl.parse(_doc(**{A: _entry()}), path).as_json()  # older files: none
+
+
 def test_schema_1_loads_as_one_run(tmp_path):
     path = tmp_path / "old.json"
     path.write_text(json.dumps(_doc(1, **{A: _entry(img=123.0)})))
@@ -83,6 +95,8 @@ def test_schema_1_loads_as_one_run(tmp_path):
         (_doc(1, **{A: _entry(runs=[float("inf")])}), f"entry {A}: runs must be a list"),
         (_doc(**{A: _entry(tolerance=0)}), "tolerance must be a fraction"),
         (_doc(**{A: _entry(provenance=[])}), "provenance must be an object"),
+        ({**_doc(), "machine_speed": [900.0, 0]}, "machine_speed must be a list of positive numbers"),
+        ({**_doc(), "machine_speed": 900.0}, "machine_speed must be a list of positive numbers"),
     ],
 )
 def test_invalid_documents_name_the_file_and_problem(tmp_path, doc, fragment):

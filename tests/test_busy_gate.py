@@ -1,31 +1,38 @@
 """A regression measured while other work took the machine: wait for quiet and measure again, or no verdict
-(exit 7). Plain values and a fake fresh process; nothing is measured."""
+(exit 7); and one the machine's own slowdown explains (its speed probe against the recorded one). Plain values
+and a fake fresh process; nothing is measured."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from test_gate_logic import NAME, ROUNDS, _state
 from trainperf import baseline as bl
-from trainperf import gate, gate_run
+from trainperf import gate, gate_run, machine_speed, results, verdict
 from trainperf import machine_load as ml
 from trainperf.fresh_run import FreshRun
 from trainperf.gate import Current
 from trainperf.runs import SavedRun, Throughput
 from trainperf.settings import Settings
-from trainperf.verdict import CONTENDED, OK, REGRESSED, UNCONFIRMED
+from trainperf.verdict import CONTENDED, OK, REGRESSED, SLOWER_MACHINE, UNCONFIRMED
 
 QUIET = {"others": 0.01, "steal": 0.0, "seconds": 30.0}
 BUSY = {"others": 0.4, "steal": 0.05, "seconds": 30.0}
 
 
+def _record(factor: float, load: dict | None) -> results.TrainStep:
+    """A train-step result measured while other work took ``load`` of the machine."""
+    identity = results.Identity(case_id=NAME.split("[")[1].rstrip("]"), machine_load=ml.MachineLoad.from_dict(load))
+    rates = results.Rates(img_per_s=1000.0 * factor, img_per_s_rounds=tuple(v * factor for v in ROUNDS))
+    return results.TrainStep(identity=identity, throughput=rates)
+
+
 def _current(factor: float, load: dict | None) -> Current:
-    extra = {"machine_load": load} if load else {}
-    return Current(
-        NAME, tuple(v * factor for v in ROUNDS), 1000.0 * factor, 0.01, None, extra, nodeid=f"perf/x::{NAME}"
-    )
+    samples = tuple(v * factor for v in ROUNDS)
+    return Current(NAME, samples, 1000.0 * factor, 0.01, None, _record(factor, load), nodeid=f"perf/x::{NAME}")
 
 
 class FakeChild:
@@ -38,8 +45,7 @@ class FakeChild:
     def measure(self, nodeids: list[str], timeout_s: float) -> FreshRun:
         self.calls.append(nodeids)
         factor, load = self.runs.pop(0)
-        extra = {"machine_load": load} if load else {}
-        result = Throughput(1000.0 * factor, tuple(v * factor for v in ROUNDS), 0.01, extra)
+        result = Throughput(1000.0 * factor, tuple(v * factor for v in ROUNDS), 0.01, _record(factor, load))
         return FreshRun(SavedRun("child", "k", {}, None, None, {NAME: result}), None, 40.0)
 
 
@@ -119,3 +125,58 @@ def test_a_recording_on_a_machine_that_stays_busy_is_refused_saying_so(tmp_path)
     outcome = _finish(tmp_path, _current(1.0, BUSY), FakeChild(), record)
     assert outcome.exit_code == gate.EXIT_NOT_UPDATED and not (tmp_path / "k.json").exists()
     assert "run(s) left out: the machine was busy" in outcome.errors[0]
+
+
+# --- a machine slower than at recording (its speed probe), with nothing visible in /proc ----------------------
+
+
+def _with_speed(tmp_path: Path, speeds: tuple[float, ...]) -> gate.GateState:
+    state = _state(tmp_path)
+    assert state.committed is not None
+    baseline = dataclasses.replace(state.committed.baseline, machine_speed=speeds)
+    state.committed = dataclasses.replace(state.committed, baseline=baseline)
+    return state
+
+
+def test_a_drop_the_machines_own_slowdown_explains_gets_no_verdict():
+    row = verdict.Comparison(NAME, REGRESSED, 1000.0, 720.0, -0.28, 0.05, 0.078, 0.1, 0.03, (5, 2))
+    slower = verdict.on_slower_machine(row, -0.25)  # net of the machine: 0.72 / 0.75 = -4%
+    assert slower.verdict == SLOWER_MACHINE and not slower.failed and slower.machine_change == -0.25
+    assert "ran 25% slower than when the baseline was recorded" in slower.line()
+    assert verdict.on_slower_machine(row, -0.05) == row  # within the probe's own noise: nothing changes
+    worse = dataclasses.replace(row, change=-0.48, current=520.0)
+    assert verdict.on_slower_machine(worse, -0.20) == worse  # net -35%: slower code on a slower machine
+
+
+def test_the_gate_asks_the_probe_only_about_a_confirmed_regression(tmp_path, monkeypatch, quiet_soon):
+    probes: list[float] = []
+
+    def probe() -> float:
+        probes.append(1)
+        return 700.0
+
+    monkeypatch.setattr(machine_speed, "probe", probe)
+    state = _with_speed(tmp_path, (1000.0, 990.0, 1010.0))
+    said: list[str] = []
+    clean = gate_run.finish(state, Settings(), [_current(1.0, QUIET)], 0, FakeChild(), 60.0, said.append)
+    assert clean.exit_code == gate.EXIT_OK and probes == []  # a clean run pays nothing
+    child = FakeChild((0.74, QUIET))
+    outcome = gate_run.finish(state, Settings(), [_current(0.72, QUIET)], 0, child, 60.0, said.append)  # type: ignore[arg-type]
+    assert [r.verdict for r in outcome.rows] == [SLOWER_MACHINE] and probes == [1]
+    assert outcome.exit_code == gate.EXIT_CONTENDED and "speed probe" in outcome.errors[0]
+
+
+def test_without_recorded_probes_a_regression_stands(tmp_path, monkeypatch):
+    monkeypatch.setattr(machine_speed, "probe", lambda: 700.0)
+    outcome = _finish(tmp_path, _current(0.72, QUIET), FakeChild((0.74, QUIET)))
+    assert [r.verdict for r in outcome.rows] == [REGRESSED] and outcome.exit_code == gate.EXIT_REGRESSED
+    assert gate.machine_change(_with_speed(tmp_path, (1000.0, 1200.0, 800.0)), 700.0) == pytest.approx(-0.3)
+
+
+def test_a_recording_keeps_the_probe_of_each_kept_run(tmp_path, monkeypatch):
+    speeds = iter([1000.0, 1010.0, 990.0])
+    monkeypatch.setattr(machine_speed, "probe", lambda: next(speeds))
+    record = Settings(update_baselines=True, record_min_runs=3, record_max_runs=3)
+    child = FakeChild((0.6, BUSY), (1.0, QUIET), (1.01, QUIET))
+    assert _finish(tmp_path, _current(1.0, QUIET), child, record).exit_code == gate.EXIT_OK
+    assert bl.load(tmp_path / "k.json").machine_speed == (1000.0, 1010.0, 990.0)  # none for the busy run

@@ -21,7 +21,7 @@ ROUNDS = (990.0, 995.0, 1000.0, 1005.0, 1010.0)
 
 
 def _current(factor: float, tolerance: float | None = None, name: str = NAME) -> Current:
-    return Current(name, tuple(v * factor for v in ROUNDS), 1000.0 * factor, 0.01, tolerance, {})
+    return Current(name, tuple(v * factor for v in ROUNDS), 1000.0 * factor, 0.01, tolerance, None)
 
 
 def _entry(tolerance: float | None = None, runs: tuple[float, ...] = RUNS) -> bl.Entry:

@@ -49,10 +49,10 @@ def test_spread_and_rate_summary():
     assert measure.spread([1.0, 1.0, 1.0]) == 0.0
     assert measure.spread([90.0, 100.0, 110.0]) == pytest.approx(0.1)  # (105 - 95) / 100
     summary = measure.rate_summary(100, [1.0, 0.5, 2.0])
-    assert summary["img_per_s_rounds"] == [100.0, 200.0, 50.0]
-    assert summary["img_per_s"] == 100.0
-    assert summary["noisy"] is True
-    assert measure.rate_summary(100, [1.0, 1.01, 0.99])["noisy"] is False
+    assert summary.img_per_s_rounds == (100.0, 200.0, 50.0)
+    assert summary.img_per_s == 100.0
+    assert summary.noisy is True
+    assert measure.rate_summary(100, [1.0, 1.01, 0.99]).noisy is False
 
 
 def test_train_step_times_windows_and_reports_training_progress():
@@ -62,11 +62,11 @@ def test_train_step_times_windows_and_reports_training_progress():
         bench, trainer, Sampler(gpu=None, period_s=0.05), warmup_steps=2, rounds=4, window_s=1.0, steps=5
     )
     assert bench.calls == 4
-    assert result["steps_per_round"] == 5 and result["rounds"] == 4
-    assert len(result["img_per_s_rounds"]) == 4
-    assert result["loss_last"] < result["loss_first"]
-    assert result["step_ms"] > 0 and result["first_step_s"] > 0
-    assert result["recompiles_in_rounds"] == 0
+    assert result.steps_per_round == 5 and result.rounds == 4
+    assert len(result.throughput.img_per_s_rounds) == 4
+    assert result.health.loss_last < result.health.loss_first
+    assert result.step_ms > 0 and result.first_step_s > 0
+    assert result.health.compilation.recompiles_in_rounds == 0
 
 
 def test_each_timed_window_synchronizes_the_device_once(monkeypatch):
@@ -160,7 +160,7 @@ def test_recompilation_inside_timed_rounds_fails_the_case():
     with torch._dynamo.config.patch(automatic_dynamic_shapes=False):
         before = compile_counters()
         trainer.run(3)
-        assert compile_counters()["graphs"] - before["graphs"] == 3
+        assert compile_counters().since(before).graphs == 3
         with pytest.raises(measure.MeasurementError, match="during timed rounds"):
             measure.train_step(
                 FakeBenchmark(), trainer, Sampler(gpu=None), warmup_steps=1, rounds=2, window_s=1.0, steps=2
@@ -206,11 +206,11 @@ def test_graph_breaks_are_this_cases_own_not_the_sessions_running_total():
     torch._dynamo.reset()
     breaking = _trainer(Breaking())
     _compiled_step(breaking)
-    assert _quick_step_benchmark(breaking)["graph_breaks"] >= 1
+    assert _quick_step_benchmark(breaking).health.compilation.graph_breaks >= 1
     # Dynamo's counters survive reset(): a later case must not inherit the earlier case's breaks
     torch._dynamo.reset()
-    assert compile_counters()["graph_breaks"] >= 1
-    assert _quick_step_benchmark(_trainer(_tiny()))["graph_breaks"] == 0
+    assert compile_counters().graph_breaks >= 1
+    assert _quick_step_benchmark(_trainer(_tiny())).health.compilation.graph_breaks == 0
     torch._dynamo.reset()
 
 
@@ -226,7 +226,7 @@ def test_a_compiled_case_that_compiled_nothing_is_rejected():
 def test_a_cuda_graph_mode_that_inductor_ran_without_cuda_graphs_is_flagged():
     from torch._dynamo.utils import counters
 
-    from trainperf.table import row
+    from trainperf.report.summary import row
 
     trainer = _trainer(_tiny())
     _compiled_step(trainer)
@@ -245,10 +245,10 @@ def test_a_cuda_graph_mode_that_inductor_ran_without_cuda_graphs_is_flagged():
     trainer.case = dataclasses.replace(trainer.case, device="cuda", compile="reduce-overhead")
     torch._dynamo.reset()
     result = _quick_step_benchmark(trainer)
-    assert result["cudagraph_skips"] == 1
+    assert result.health.compilation.cudagraph_skips == 1
     assert "NO-CUDAGRAPHS" in row("test_train_step[x]", result)[-1]
-    # Modes without CUDA graphs have nothing to skip and record no such field.
-    assert "cudagraph_skips" not in _quick_step_benchmark(_trainer(_tiny()))
+    # Modes without CUDA graphs have nothing to skip: no count, not a count of 0.
+    assert _quick_step_benchmark(_trainer(_tiny())).health.compilation.cudagraph_skips is None
     torch._dynamo.reset()
 
 
@@ -258,7 +258,7 @@ def test_dataloader_counts_images_per_round():
     bench = FakeBenchmark()
     result = measure.dataloader(bench, loader, torch.device("cpu"), rounds=3, non_blocking=False)
     assert bench.calls == 3
-    assert result["images_per_round"] == 40 and len(result["img_per_s_rounds"]) == 3
+    assert result.images_per_round == 40 and len(result.throughput.img_per_s_rounds) == 3
 
 
 def test_empty_loader_is_an_error():

@@ -1,4 +1,5 @@
-"""Models, environment, backend flags, the results table and the compile-time probe, piece by piece."""
+"""Models, environment, backend flags and the compile-time probe, piece by piece (the results table is in
+test_report.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainperf import environment, table
+from trainperf import environment
 from trainperf.cases import Case
 from trainperf.compile_time import CompileProbeError, cold_and_warm
 from trainperf.models import build_model
@@ -73,93 +74,6 @@ def test_every_option_says_its_default_in_help():
         assert option.expected
 
 
-def test_table_from_benchmark_json(tmp_path, capsys):
-    doc = {
-        "benchmarks": [
-            {
-                "name": "test_train_step[cpu-x]",
-                "extra_info": {
-                    "img_per_s": 1234.5,
-                    "img_per_s_spread": 0.012,
-                    "step_ms": 25.9,
-                    "compile_s": 0.5,
-                    "peak_mem_mib": 800.0,
-                    "gpu_util_pct": None,
-                    "loss_first": 2.3,
-                    "loss_last": 1.1,
-                    "noisy": False,
-                },
-            },
-            {
-                "name": "test_compile_time[cuda-y]",
-                "extra_info": {"compile_cold_s": 40.0, "compile_warm_s": 9.5},
-            },
-            {
-                "name": "test_epoch[cuda-z]",
-                "extra_info": {
-                    "img_per_s": 30000.0,
-                    "epoch_s": 1.66,
-                    "noisy": True,
-                    "throttled": True,
-                    "gpu_util_pct": 97.0,
-                },
-            },
-            {
-                "name": "test_ddp_train_step[cpu-x-ws2]",
-                "extra_info": {"img_per_s": 1800.0, "scaling_efficiency": 0.9},
-            },
-        ]
-    }
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps(doc))
-    assert table.main([str(path)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == [
-        "benchmark",
-        "img/s",
-        "spread",
-        "step",
-        "ms",
-        "epoch",
-        "s",
-        "compile",
-        "s",
-        "peak",
-        "MiB",
-        "GPU",
-        "%",
-        "scaling",
-        "loss",
-        "flags",
-    ]
-    assert out[2].split() == [
-        "test_train_step[cpu-x]",
-        "1,234.5",
-        "1.2%",
-        "25.90",
-        "-",
-        "0.50",
-        "800",
-        "-",
-        "-",
-        "2.30->1.10",
-    ]
-    assert "40.0/9.5 c/w" in out[3]
-    assert out[4].endswith("NOISY,THROTTLED") and " 97 " in out[4]
-    assert out[5].split()[0] == "test_ddp_train_step[cpu-x-ws2]" and " 90% " in out[5]
-
-
-def test_table_rejects_what_is_not_benchmark_json(tmp_path, capsys):
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"foo": 1}')
-    assert table.main([str(bad)]) == 2
-    assert "not a pytest-benchmark JSON file" in capsys.readouterr().err
-    bad.write_text("{truncated")
-    assert table.main([str(bad)]) == 2
-    assert str(bad) in capsys.readouterr().err
-    assert table.main([]) == 2
-
-
 def test_compile_probe_failure_carries_the_child_error():
     case = Case("cpu", "default", "fp32", "contiguous", "no_such_module_xyz:make", 4, "foreach")
     with pytest.raises(CompileProbeError, match="No module named 'no_such_module_xyz'"):
@@ -179,7 +93,7 @@ def test_compile_probe_result_survives_a_model_that_prints(tmp_path, monkeypatch
     monkeypatch.syspath_prepend(str(tmp_path))
     case = Case("cpu", "eager", "fp32", "contiguous", "chatty:make", 4, "foreach")
     result = cold_and_warm(case, warmup_steps=2, tf32=True, cudnn_benchmark=True, seed=0, timeout_s=120)
-    assert result["steady_step_s"] > 0 and result["process_cold_s"] > 0
+    assert result.steady_step_s > 0 and result.process_cold_s > 0
 
 
 def test_compile_probe_of_a_case_that_compiled_nothing_fails(monkeypatch):
@@ -212,9 +126,9 @@ def test_a_small_models_throughput_is_not_rounded_to_zero():
     tiny = nn.Sequential(nn.Flatten(), nn.Linear(3072, 10))
     case = Case("cpu", "eager", "fp32", "contiguous", "tiny", 32, "foreach")
     out = utilisation(tiny, case, 7.0, tf32=True)  # 7 img/s of 122,880 FLOPs each: 8.6e-7 TFLOP/s
-    assert out["train_flops_per_image"] == 2 * 2 * 3072 * 10
-    assert out["achieved_tflops"] == pytest.approx(7.0 * 122_880 / 1e12, rel=1e-3) and out["achieved_tflops"] > 0
-    assert out["mfu"] is None and out["peak_tflops"] is None  # a CPU has no peak
+    assert out.train_flops_per_image == 2 * 2 * 3072 * 10
+    assert out.achieved_tflops == pytest.approx(7.0 * 122_880 / 1e12, rel=1e-3) and out.achieved_tflops > 0
+    assert out.mfu is None and out.peak_tflops is None  # a CPU has no peak
 
 
 def test_busy_gpu_reasons():

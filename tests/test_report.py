@@ -1,4 +1,5 @@
-"""``trainperf report``: golden tables from committed runs, speedups, charts, machines kept apart, bad input."""
+"""``trainperf report``: golden tables from committed runs, speedups, charts, machines kept apart, the short
+summary table, bad input, and what importing the CLI costs."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from trainperf import charts, cli
+from trainperf import cli
 from trainperf import report as rp
 from trainperf.baseline import load as load_baseline
+from trainperf.report import charts, summary, tables
+from trainperf.results import Result, from_extra_info
+from trainperf.runner import Finished
 
 DATA = Path(__file__).parent / "data" / "report"
 EXPECTED = DATA / "expected"
@@ -54,6 +58,11 @@ def write_json(path: Path, value: object) -> Path:
     return path
 
 
+def record(kind: str, case_id: str, **extra: object) -> Result:
+    """A result record as the suite stores it (read back through the one parser)."""
+    return from_extra_info({"trainperf_kind": kind, "case_id": case_id, **extra})
+
+
 @pytest.mark.parametrize(
     ("inputs", "golden"),
     [
@@ -64,7 +73,9 @@ def write_json(path: Path, value: object) -> Path:
     ids=["cpu", "cuda", "mixed"],
 )
 @pytest.mark.parametrize(
-    ("fmt", "suffix"), [("text", "txt"), ("markdown", "md"), ("csv", "csv")], ids=["text", "md", "csv"]
+    ("fmt", "suffix"),
+    [("text", "txt"), ("markdown", "md"), ("csv", "csv"), ("summary", "summary.txt")],
+    ids=["text", "md", "csv", "summary"],
 )
 def test_golden(capsys, inputs, golden, fmt, suffix):
     code, out, err = run_cli(capsys, "report", "--format", fmt, *inputs)
@@ -74,7 +85,7 @@ def test_golden(capsys, inputs, golden, fmt, suffix):
 
 
 def test_step_and_epoch_of_a_case_are_one_row():
-    table = rp.training_frame(rp.load_run(CPU_RUN))
+    table = tables.training_frame(rp.load_run(CPU_RUN))
     assert list(table["case_id"]) == ["cpu-eager-fp32-contiguous-resnet18-b128-foreach"]
     row = table.iloc[0]
     assert (row["img_per_s"], row["epoch_s"], row["epoch_img_per_s"]) == (662.416, 8.683972, 589.592)
@@ -83,7 +94,7 @@ def test_step_and_epoch_of_a_case_are_one_row():
 
 
 def test_speedups_over_cpu_and_eager():
-    table = rp.training_frame(rp.load_run(CUDA_RUN)).set_index("case_id")
+    table = tables.training_frame(rp.load_run(CUDA_RUN)).set_index("case_id")
     cpu = 905.3
     # An exact CPU twin exists for CUDA eager; CUDA compiled falls back to the CPU eager fp32 contiguous case.
     assert table.loc["cuda-eager-fp32-contiguous-resnet18-b128-foreach", "vs_cpu"] == pytest.approx(11875.4 / cpu)
@@ -104,7 +115,7 @@ def test_vs_cpu_prefers_the_exact_cpu_twin():
     twin["extra_info"].update(case_id="cpu-default-fp32-contiguous-resnet18-b128-foreach", img_per_s=1000.0)
     twin["extra_info"]["config"]["compile"] = "default"
     run["benchmarks"].append(twin)
-    table = rp.training_frame(rp.parse_run(run, CUDA_RUN)).set_index("case_id")
+    table = tables.training_frame(rp.parse_run(run, CUDA_RUN)).set_index("case_id")
     assert table.loc["cuda-default-fp32-contiguous-resnet18-b128-foreach", "vs_cpu"] == pytest.approx(19.3426)
 
 
@@ -152,7 +163,10 @@ def test_unknown_kinds_are_listed_and_a_loader_only_run_renders(tmp_path):
     assert "other benchmarks" in text and "inference" in text
 
 
-def test_distributed_cases_get_their_own_section_in_world_size_order(tmp_path):
+@pytest.mark.parametrize("stored", [True, False], ids=["stored-scaling", "computed-scaling"])
+def test_distributed_cases_get_their_own_section_in_world_size_order(tmp_path, stored):
+    """Older runs stored each size's scaling efficiency; newer ones store the case's group and the report computes
+    it over the run when it reads it."""
     run = doc(CPU_RUN)
     case = "cpu-eager-fp32-contiguous-resnet18-b32-foreach"
     for size, rate, efficiency in ((2, 304.2, 0.7678), (1, 198.1, 1.0)):  # measured here, ws2 saved first
@@ -171,17 +185,158 @@ def test_distributed_cases_get_their_own_section_in_world_size_order(tmp_path):
             "noisy": False,
             "throttled": None,
         }
+        if not stored:
+            del extra["scaling_efficiency"]
+            extra["distributed_group"] = case
         run["benchmarks"].append(
             {**run["benchmarks"][0], "name": f"test_ddp_train_step[{case}-ws{size}]", "extra_info": extra}
         )
     parsed = rp.parse_run(run, tmp_path / "ddp.json")
-    table = rp.distributed_frame(parsed)
+    table = tables.distributed_frame(parsed)
     assert list(table["world_size"]) == [1.0, 2.0]
     assert list(table["img_per_s_per_device"]) == [198.1, 152.1]
+    assert list(table["scaling_efficiency"]) == [1.0, 0.7678]
     text = rp.render(rp.group_by_machine([parsed]))
     assert "distributed (DDP)" in text and "other benchmarks" not in text
     ws2_line = next(line for line in text.splitlines() if f"{case}-ws2" in line)
     assert "76.8" in ws2_line and "304.2" in ws2_line
+
+
+def test_summary_of_one_run_is_the_short_table_alone(capsys):
+    code, out, err = run_cli(capsys, "report", "--format", "summary", CPU_RUN)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["benchmark", "img/s", "spread"] and set(lines[1]) == {"-", " "}
+    assert len(lines) == 2 + len(doc(CPU_RUN)["benchmarks"])  # one row per benchmark, no machine header
+    step = next(line for line in lines if line.startswith(STEP))
+    assert step.split()[1:3] == ["662.4", "2.6%"]
+
+
+def test_a_result_without_case_id_takes_the_benchmark_param(tmp_path):
+    path = _first_result_changed(case_id=None)(tmp_path)
+    assert rp.load_run(path).benchmarks[0].case_id == "cpu-w0-nopin"  # its "param"
+
+
+def test_other_suites_benchmarks_are_skipped(tmp_path):
+    run = doc(CPU_RUN)
+    del run["benchmarks"][0]["extra_info"]["trainperf_kind"]
+    run["benchmarks"][1]["extra_info"] = {"rows": "not ours"}
+    parsed = rp.parse_run(run, tmp_path / "shared.json")
+    assert [b.name for b in parsed.benchmarks] == [b["name"] for b in doc(CPU_RUN)["benchmarks"][2:]]
+
+
+def test_summary_of_a_history_names_the_machine_and_its_latest_run(capsys):
+    code, out, _ = run_cli(capsys, "report", "--format", "summary", HISTORY)
+    assert code == 0
+    header, run, table_header = out.splitlines()[:3]
+    assert header == f"== machine {CPU_KEY} =="
+    assert run.startswith("Latest run 2026-11-28 19:01:04 UTC") and "0003_" in run and "3 runs since" in run
+    assert table_header.startswith("benchmark")
+
+
+def test_summary_rows_format_every_kind():
+    rows = [
+        summary.row(
+            "test_train_step[cpu-x]",
+            record(
+                "train_step",
+                "cpu-x",
+                img_per_s=1234.5,
+                img_per_s_rounds=[1234.5],
+                img_per_s_spread=0.012,
+                step_ms=25.9,
+                compile_s=0.5,
+                peak_mem_mib=800.0,
+                gpu_util_pct=None,
+                loss_first=2.3,
+                loss_last=1.1,
+                noisy=False,
+            ),
+        ),
+        summary.row(
+            "test_compile_time[cuda-y]", record("compile_time", "cuda-y", compile_cold_s=40.0, compile_warm_s=9.5)
+        ),
+        summary.row(
+            "test_epoch[cuda-z]",
+            record(
+                "epoch",
+                "cuda-z",
+                img_per_s=30000.0,
+                img_per_s_rounds=[30000.0],
+                epoch_s=1.66,
+                noisy=True,
+                throttled=True,
+                gpu_util_pct=97.0,
+            ),
+        ),
+        summary.row(
+            "test_ddp_train_step[cpu-x-ws2]",
+            record(
+                "ddp_train_step",
+                "cpu-x-ws2",
+                img_per_s=1800.0,
+                img_per_s_rounds=[1800.0],
+                world_size=2,
+                scaling_efficiency=0.9,
+            ),
+        ),
+    ]
+    out = summary.table_lines(rows)
+    assert out[0].split() == [
+        *("benchmark", "img/s", "spread", "step", "ms", "epoch", "s", "compile", "s"),
+        *("peak", "MiB", "GPU", "%", "scaling", "loss", "flags"),
+    ]
+    assert out[2].split() == [
+        *("test_train_step[cpu-x]", "1,234.5", "1.2%", "25.90", "-", "0.50", "800", "-", "-", "2.30->1.10"),
+    ]
+    assert "40.0/9.5 c/w" in out[3]
+    assert out[4].endswith("NOISY,THROTTLED") and " 97 " in out[4]
+    assert out[5].split()[0] == "test_ddp_train_step[cpu-x-ws2]" and " 90% " in out[5]
+
+
+def test_summary_of_an_unknown_kind_shows_what_it_stored():
+    newer = record("inference", "cpu-x", img_per_s=321.0, step_ms="fast", noisy=True)
+    cells = summary.row("test_inference[cpu-x]", newer)
+    assert cells[1:4] == ("321.0", "-", "-") and cells[-1] == "NOISY"  # a value that is not a number shows as "-"
+
+
+def test_live_summary_names_each_benchmark_by_its_test_id():
+    rec = record("train_step", "cuda-x", img_per_s=500.0, img_per_s_rounds=[500.0], cudagraph_skips=2)
+    lines = summary.format_results([Finished("perf/test_train.py::test_train_step[cuda-x]", "test_train_step", rec)])
+    assert lines[2].startswith("test_train_step[cuda-x] ") and lines[2].endswith("NO-CUDAGRAPHS")
+
+
+def test_live_summary_computes_scaling_over_the_run():
+    def ddp(size: int, rate: float) -> Finished:
+        rec = record(
+            "ddp_train_step",
+            f"cpu-x-ws{size}",
+            img_per_s=rate,
+            img_per_s_rounds=[rate],
+            world_size=size,
+            distributed_group="cpu-x",
+        )
+        return Finished(f"perf/test_ddp.py::test_ddp_train_step[cpu-x-ws{size}]", "test_ddp_train_step", rec)
+
+    lines = summary.format_results([ddp(2, 304.2), ddp(1, 198.1)])  # the larger world size ran first
+    assert lines[2].startswith("test_ddp_train_step[cpu-x-ws2] ") and " 77% " in lines[2]
+    assert lines[3].startswith("test_ddp_train_step[cpu-x-ws1] ") and " 100% " in lines[3]
+
+
+def test_the_cli_and_the_summary_import_no_pandas_torch_or_matplotlib():
+    heavy = ("pandas", "torch", "matplotlib", "pynvml")
+    script = f"""
+import contextlib, io, sys
+from trainperf import cli
+loaded = lambda: [m for m in {heavy!r} if m in sys.modules]
+assert not loaded(), ("import trainperf.cli", loaded())
+with contextlib.redirect_stdout(io.StringIO()):
+    assert cli.main(["--version"]) == 0
+    assert cli.main(["report", "--format", "summary", {str(CPU_RUN)!r}]) == 0
+assert not loaded(), ("--version and --format summary", loaded())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -246,10 +401,25 @@ def _no_trainperf(tmp_path: Path) -> Path:
     return write_json(tmp_path / "other_suite.json", run)
 
 
-def _bad_number(tmp_path: Path) -> Path:
-    run = doc(CPU_RUN)
-    run["benchmarks"][0]["extra_info"]["img_per_s"] = "fast"
-    return write_json(tmp_path / "bad_number.json", run)
+def _first_result_changed(**changes: object):
+    """A maker of a copy of CPU_RUN whose first benchmark (a DataLoader result) has ``changes`` in its extra_info
+    (``None`` deletes the key, and ``param`` is the benchmark's own)."""
+
+    def make(tmp_path: Path) -> Path:
+        run = doc(CPU_RUN)
+        bench = run["benchmarks"][0]
+        for key, value in changes.items():
+            where = bench if key == "param" else bench["extra_info"]
+            if value is None:
+                del where[key]
+            else:
+                where[key] = value
+        return write_json(tmp_path / "bad_result.json", run)
+
+    return make
+
+
+FIRST = "test_dataloader[cpu-w0-nopin]"
 
 
 def _malformed_machine(tmp_path: Path) -> Path:
@@ -278,7 +448,21 @@ BAD_INPUTS = {
     "no-benchmarks": (lambda tmp: write_json(tmp / "x.json", {"foo": 1}), "not pytest-benchmark output"),
     "a-list": (lambda tmp: write_json(tmp / "x.json", [1, 2]), "not pytest-benchmark output"),
     "no-trainperf": (_no_trainperf, "no trainperf benchmarks (no 'trainperf_kind' in any extra_info)"),
-    "bad-number": (_bad_number, "img_per_s must be a number or null, got 'fast'"),
+    # the result record's checks, naming the benchmark and the key
+    "bad-number": (_first_result_changed(img_per_s="fast"), f"{FIRST}: img_per_s must be a number or null, got 'fast'"),
+    "bad-rounds": (
+        _first_result_changed(img_per_s_rounds=[1.0, "x"]),
+        f"{FIRST}: img_per_s_rounds must be a list of numbers, got [1.0, 'x']",
+    ),
+    "bad-config": (_first_result_changed(config="cpu"), f"{FIRST}: config must be an object, got 'cpu'"),
+    "bad-case-id": (_first_result_changed(case_id=7), f"{FIRST}: case_id must be a string, got 7"),
+    "no-case-id": (_first_result_changed(case_id=None, param=None), f"{FIRST}: case_id is missing"),
+    "bad-kind": (_first_result_changed(trainperf_kind=5), f"{FIRST}: trainperf_kind is missing or not a string"),
+    "no-rate": (_first_result_changed(img_per_s=None), f"{FIRST}: img_per_s is missing"),
+    "newer-result": (
+        _first_result_changed(trainperf_result_version=99),
+        f"{FIRST}: trainperf_result_version 99: this trainperf reads up to",
+    ),
     # the gate's and promotion's document check, with their wording
     "malformed-machine": (_malformed_machine, "machine_info.trainperf is malformed; cannot compute its machine key"),
     "no-machine": (_no_machine, "no machine_info.trainperf; this run was not recorded by the trainperf suite"),
@@ -294,11 +478,12 @@ def assert_one_line_error(code: int, out: str, err: str, path: Path, problem: st
     assert problem in err
 
 
+@pytest.mark.parametrize("fmt", ["text", "summary"])
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
-def test_bad_input(capsys, tmp_path, case):
+def test_bad_input(capsys, tmp_path, case, fmt):
     make, problem = BAD_INPUTS[case]
     path = make(tmp_path)
-    assert_one_line_error(*run_cli(capsys, "report", CPU_RUN, path), path, problem)
+    assert_one_line_error(*run_cli(capsys, "report", "--format", fmt, CPU_RUN, path), path, problem)
 
 
 def test_a_broken_file_in_a_history_is_named(capsys, tmp_path):
@@ -343,3 +528,9 @@ def test_console_script_exit_code(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr == f"trainperf report: {tmp_path / 'nope.json'}: no such file or directory\n"
+    notes = write_text(tmp_path / "notes.json", "hello")
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "report", "--format", "summary", str(notes)], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(f"trainperf report: {notes}: not valid JSON") and done.stderr.count("\n") == 1

@@ -157,8 +157,9 @@ def test_a_batch_the_data_cannot_fill_stops_the_run_before_any_test(perf_suite, 
 
 
 def test_only_selected_benchmarks_are_checked_against_the_data(perf_suite):
-    # A small epoch subset is no problem when no epoch benchmark is selected.
-    result = perf_suite.run("-m", "train_step and cpu", "--trainperf-epoch-images=16", "--collect-only")
+    # A small epoch subset is no problem when no epoch benchmark is selected. (--setup-plan runs the checks made
+    # before the first test and no test; --collect-only reads no data at all.)
+    result = perf_suite.run("-m", "train_step and cpu", "--trainperf-epoch-images=16", "--setup-plan")
     assert result.ret == 0, result.stdout.str()
 
 
@@ -174,7 +175,7 @@ def test_a_custom_dataset_is_not_second_guessed(perf_suite):
         """
     )
     # 600 is more than the 512 synthetic images, but the tests read this 2,000-image dataset instead.
-    result = perf_suite.run("-m", "train_step and cpu", "--trainperf-batch-size=600", "--collect-only")
+    result = perf_suite.run("-m", "train_step and cpu", "--trainperf-batch-size=600", "--setup-plan")
     assert result.ret == 0, result.stdout.str()
 
 
@@ -189,7 +190,7 @@ def test_a_custom_epoch_loader_still_needs_the_trainers_staged_batch(perf_suite)
             return torch.utils.data.DataLoader(trainperf_dataset, batch_size=8)
         """
     )
-    result = perf_suite.run("-m", "epoch and cpu", "--trainperf-batch-size=600", "--collect-only")
+    result = perf_suite.run("-m", "epoch and cpu", "--trainperf-batch-size=600", "--setup-plan")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines(["*test_epoch?cpu-*-b600-*?: batch 600 needs 600 images, more than the dataset's 512*"])
 
@@ -261,7 +262,7 @@ def test_a_batch_larger_than_the_real_cifar_directory_is_a_usage_error(perf_suit
     from cifar_files import write_cifar10
 
     root = write_cifar10(tmp_path / "cifar", images_per_batch=4)
-    result = perf_suite.run(f"--trainperf-data-dir={root}", "-m", "train_step", "--collect-only")
+    result = perf_suite.run(f"--trainperf-data-dir={root}", "-m", "train_step", "--setup-plan")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines([f"*batch 32 needs 32 images, more than the dataset's 20 (CIFAR-10 in {root})*"])
 

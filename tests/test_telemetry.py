@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from trainperf import telemetry
 from trainperf.telemetry import (
     GpuIdentity,
     Sampler,
@@ -26,6 +25,7 @@ from trainperf.telemetry import (
     gpu_busy_report,
     open_gpu,
 )
+from trainperf.telemetry import nvml as telemetry_nvml
 
 MIB = 1024 * 1024
 # Long enough that the thread never ticks: samples then come only from start(), mark() and stop(),
@@ -221,7 +221,7 @@ SAMPLED_FUNCTIONS = (
 @pytest.fixture(autouse=True)
 def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> None:
     # Warnings are once per process; each test starts as a fresh process would.
-    monkeypatch.setattr(telemetry, "_warned", set())
+    monkeypatch.setattr(telemetry_nvml, "_warned", set())
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
 
@@ -273,7 +273,7 @@ def test_open_gpu_matches_uuid_under_reordered_cuda_visible_devices(
 def test_open_gpu_reads_uuid_from_torch_when_not_given(nvml: FakeNvml, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     asked: list[int] = []
-    monkeypatch.setattr(telemetry, "_torch_uuid", lambda index: asked.append(index) or UUID_B[4:])
+    monkeypatch.setattr(telemetry_nvml, "_torch_uuid", lambda index: asked.append(index) or UUID_B[4:])
     gpu = open_gpu(0, nvml=nvml)
     assert gpu is not None and gpu[1].index == 1
     assert asked == [0]
@@ -290,7 +290,7 @@ def test_open_gpu_decodes_bytes_from_old_bindings_and_falls_back_to_v1_cuda_vers
 def test_open_gpu_without_uuid_uses_the_index_only_when_nothing_renumbers(
     nvml: FakeNvml, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(telemetry, "_torch_uuid", lambda index: None)
+    monkeypatch.setattr(telemetry_nvml, "_torch_uuid", lambda index: None)
     gpu = open_gpu(1, nvml=nvml)
     assert gpu is not None and gpu[0] is nvml.gpus[1] and gpu[1].uuid == UUID_B
 
@@ -303,7 +303,7 @@ def test_open_gpu_without_uuid_refuses_the_index_for_mixed_gpus_in_fastest_first
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     nvml = FakeNvml([FakeGpu(UUID_A, name="NVIDIA H200"), FakeGpu(UUID_B, name="NVIDIA L4")])
-    monkeypatch.setattr(telemetry, "_torch_uuid", lambda index: None)
+    monkeypatch.setattr(telemetry_nvml, "_torch_uuid", lambda index: None)
     with pytest.warns(TelemetryWarning, match="CUDA_DEVICE_ORDER"):
         assert open_gpu(0, nvml=nvml) is None
     monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")

@@ -104,6 +104,7 @@ def test_ci_lints_with_ruff() -> None:
     lint = commands(load(CI), "lint")
     assert "ruff check ." in lint
     assert "ruff format --check ." in lint
+    assert "lint-imports" in lint  # the architecture contracts
 
 
 def _minor(requirement: str) -> tuple[int, ...]:
@@ -140,7 +141,7 @@ def test_ci_smoke_runs_the_cpu_cases_and_summarises_them() -> None:
     doc = load(CI)
     run = commands(doc, "tests")
     assert "pytest perf/ -m cpu --trainperf-rounds 3 --benchmark-json perf.json" in run
-    table = [c for c in run if "python -m trainperf.table perf.json" in c]
+    table = [c for c in run if "trainperf report --format summary perf.json" in c]
     assert table
     assert any("$GITHUB_STEP_SUMMARY" in c for c in run)
 

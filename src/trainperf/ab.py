@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainperf import child_process
+from trainperf.child_process import ChildError
 from trainperf.fresh_run import CHILD_ENV
 from trainperf.runs import RunError, SavedRun, load_run
 from trainperf.verdict import AB_ALPHA, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE, Comparison, paired
+
+GIT_TIMEOUT_S = 120.0
 
 
 class ABError(Exception):
@@ -58,13 +61,26 @@ class ABResult:
 
 
 def _git(repo: Path, *args: str) -> str:
+    what = f"git {' '.join(args)}"
     try:
-        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=120, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ABError(f"git {' '.join(args)}: {exc}") from None
+        done = child_process.run(["git", *args], what=what, cwd=repo, timeout_s=GIT_TIMEOUT_S, check=False)
+    except ChildError as exc:
+        raise ABError(f"{what}: {exc.start_error or exc.reason}") from None
     if done.returncode != 0:
-        raise ABError(f"git {' '.join(args)}: {done.stderr.strip() or done.stdout.strip()}")
+        raise ABError(f"{what}: {done.stderr.strip() or done.stdout.strip()}")
     return done.stdout.strip()
+
+
+def _remove_worktree(repo: Path, where: Path) -> None:
+    # Cleanup: a worktree git cannot remove is left for ``git worktree prune``, not a reason to fail the A/B.
+    with suppress(ChildError):
+        child_process.run(
+            ["git", "worktree", "remove", "--force", str(where)],
+            what="git worktree remove",
+            cwd=repo,
+            timeout_s=GIT_TIMEOUT_S,
+            check=False,
+        )
 
 
 def checkout(stack: ExitStack, repo: Path, side: Side, tmp: Path) -> Path:
@@ -74,7 +90,7 @@ def checkout(stack: ExitStack, repo: Path, side: Side, tmp: Path) -> Path:
     commit = _git(repo, "rev-parse", "--verify", f"{side.rev}^{{commit}}")
     where = tmp / f"side-{side.label}"
     _git(repo, "worktree", "add", "--detach", "--quiet", str(where), commit)
-    stack.callback(lambda: subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=repo, check=False))
+    stack.callback(_remove_worktree, repo, where)
     return where
 
 
@@ -97,13 +113,12 @@ def measure_side(
         "no:cacheprovider",
         f"--benchmark-json={json_path}",
     ]
-    start = time.monotonic()
     try:
-        done = subprocess.run(cmd, cwd=where, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
+        done = child_process.run(cmd, what=f"side {side.label}", cwd=where, env=env, timeout_s=timeout_s, check=False)
+    except ChildError as exc:
+        if exc.start_error is not None:
+            raise ABError(f"side {side.label}: cannot start {cmd[0]}: {exc.start_error}") from None
         raise ABError(f"side {side.label}: pytest did not finish within {timeout_s:.0f} s") from None
-    except OSError as exc:
-        raise ABError(f"side {side.label}: cannot start {cmd[0]}: {exc}") from None
     if done.returncode != 0:
         tail = "\n  ".join((done.stdout + done.stderr).strip().splitlines()[-6:])
         raise ABError(f"side {side.label}: pytest exited {done.returncode} ({shlex.join(cmd)}):\n  {tail}")
@@ -113,7 +128,7 @@ def measure_side(
         raise ABError(f"side {side.label}: {exc}") from None
     if not run.results:
         raise ABError(f"side {side.label}: no throughput benchmark ran (check the selection: {shlex.join(cmd)})")
-    return run, time.monotonic() - start
+    return run, done.seconds
 
 
 def order(pairs: int) -> list[tuple[int, str]]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from trainperf.cases import is_benchmark_param_id
+from trainperf.results import Identity
 from trainperf.verdict import centre
 
 SCHEMA = "trainperf-baseline"
@@ -72,11 +73,15 @@ class Baseline:
     machine_key: str
     entries: dict[str, Entry]
     default_tolerance: float | None = None
+    # machine_speed.probe() after each recorded run: how fast the machine itself was when these numbers were made
+    machine_speed: tuple[float, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "machine_key": self.machine_key}
         if self.default_tolerance is not None:
             out["default_tolerance"] = self.default_tolerance
+        if self.machine_speed:
+            out["machine_speed"] = list(self.machine_speed)
         out["benchmarks"] = {name: self.entries[name].as_json() for name in sorted(self.entries)}
         return out
 
@@ -123,7 +128,10 @@ def parse(doc: Any, path: Path) -> Baseline:
     if not isinstance(benchmarks, dict):
         raise BaselineError(f"{path}: 'benchmarks' must be an object of benchmark id -> entry")
     entries = {name: _entry(name, raw, path) for name, raw in benchmarks.items()}
-    return Baseline(machine_key=key, entries=entries, default_tolerance=default_tolerance)
+    speed = doc.get("machine_speed", [])
+    if not isinstance(speed, list) or not all(_positive(v) for v in speed):
+        raise BaselineError(f"{path}: machine_speed must be a list of positive numbers (MiB/s), got {speed!r}")
+    return Baseline(key, entries, default_tolerance, tuple(float(v) for v in speed))
 
 
 def _entry(name: str, raw: Any, path: Path) -> Entry:
@@ -216,11 +224,17 @@ class Changes:
 
 
 def merge(
-    old: Baseline | None, key: str, current: dict[str, Entry], *, accumulate: int | None = None
+    old: Baseline | None,
+    key: str,
+    current: dict[str, Entry],
+    *,
+    accumulate: int | None = None,
+    machine_speed: tuple[float, ...] = (),
 ) -> tuple[Baseline, Changes]:
     """The baseline after recording ``current``: entries that did not run are kept, per-entry tolerances carry
     over to the new numbers. ``accumulate=N`` appends the new runs to an entry's older ones and keeps the newest
-    N (history of the default branch); otherwise the new runs replace the old."""
+    N (history of the default branch); otherwise the new runs replace the old. ``machine_speed`` (the probe after
+    each new run) replaces the old probes when given."""
     previous = dict(old.entries) if old else {}
     entries = dict(previous)
     added, updated = [], []
@@ -240,19 +254,15 @@ def merge(
                 entry = replace(entry, tolerance=before.tolerance)
         entries[name] = entry
     kept = tuple(sorted(set(previous) - set(current)))
-    new = Baseline(machine_key=key, entries=entries, default_tolerance=old.default_tolerance if old else None)
+    speed = machine_speed or (old.machine_speed if old else ())
+    new = Baseline(key, entries, old.default_tolerance if old else None, speed)
     return new, Changes(tuple(sorted(added)), tuple(sorted(updated)), kept)
 
 
-def provenance(commit: str | None, date: str | None, machine: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def provenance(commit: str | None, date: str | None, machine: dict[str, Any], identity: Identity) -> dict[str, Any]:
     """What an entry records about where its numbers came from: commit, date, machine and the benchmark's own
-    backend flags, settings and case (from its extra_info)."""
-    return {
-        "commit": commit,
-        "date": date,
-        "machine": machine,
-        **{key: extra.get(key) for key in ("backend_flags", "settings", "config")},
-    }
+    backend flags, settings and case (from its result record)."""
+    return {"commit": commit, "date": date, "machine": machine, **identity.described()}
 
 
 def entry_from_runs(runs: list[tuple[float, tuple[float, ...]]], provenance: dict[str, Any]) -> Entry:

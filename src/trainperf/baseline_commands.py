@@ -50,7 +50,7 @@ def read_runs(paths: Sequence[Path]) -> list[SavedRun]:
         except RunError as exc:
             raise InputError(str(exc)) from None
         if not run.results:
-            raise InputError(f"{path}: no trainperf throughput benchmark (none has extra_info.img_per_s_rounds)")
+            raise InputError(f"{path}: no trainperf throughput benchmark (no train step, epoch, loader or DDP result)")
         runs.append(run)
     for run in runs[1:]:
         if run.key != runs[0].key:
@@ -78,7 +78,10 @@ def promoted_entries(runs: Sequence[SavedRun]) -> dict[str, bl.Entry]:
         result = newest.results[name]
         entries[name] = bl.entry_from_runs(
             [(r.results[name].img_per_s, r.results[name].samples) for r in runs],
-            {**bl.provenance(newest.commit, newest.date, newest.info, result.extra), "promoted_from_runs": len(runs)},
+            {
+                **bl.provenance(newest.commit, newest.date, newest.info, result.record.identity),
+                "promoted_from_runs": len(runs),
+            },
         )
     return entries
 

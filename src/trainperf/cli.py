@@ -16,11 +16,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainperf import __version__, charts
+from trainperf import __version__
 from trainperf import baseline_commands as bc
 from trainperf import report as rp
 from trainperf import verdict_report as vr
 from trainperf.baseline import DEFAULT_KEEP_RUNS, BaselineError, load
+from trainperf.report import charts
 from trainperf.verdict import AB_ALPHA, DEFAULT_ALPHA, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE
 
 
@@ -68,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
         "--format",
         choices=rp.FORMATS,
         default="text",
-        help="text for a terminal, markdown for $GITHUB_STEP_SUMMARY or a PR comment, csv with raw numbers "
-        "(default: text)",
+        help="text for a terminal, markdown for $GITHUB_STEP_SUMMARY or a PR comment, csv with raw numbers, "
+        "summary for the short one-table view that ends a pytest run, one row per benchmark (default: text)",
     )
     report.add_argument("--plot", type=Path, metavar="DIR", help="also write PNG charts there (default: none)")
     report.add_argument(

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from trainperf.pytest_compat import own_fixture
 from trainperf.settings import Settings
 
 
 def _default_fixture(item: pytest.Item, name: str) -> bool:
     """Whether ``item`` gets trainperf's own ``name`` fixture (not a conftest.py override)."""
-    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).get(name)
-    return bool(defs) and getattr(defs[-1].func, "__module__", None) == "trainperf.fixtures"
+    return own_fixture(item, name, "trainperf.fixtures")
 
 
 def _benchmark_kind(item: pytest.Item) -> tuple[str, Any] | None:

@@ -15,11 +15,13 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from trainperf.cases import Case
+from trainperf.results import DdpStep, Distributed, Identity
 
 PEER_FAILED = "another rank failed its checks after the timed rounds"
 
@@ -63,7 +65,7 @@ def report_stage(out: Path, rank: int, stage: str) -> None:
     (out / f"rank{rank}.stage").write_text(stage, encoding="utf-8")
 
 
-def run(config: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
+def run(config: dict[str, Any], stage: Callable[[str], None]) -> DdpStep:
     """Build the case on this rank's device, wrap it in DistributedDataParallel and measure it."""
     import torch
     import torch.distributed as dist
@@ -132,6 +134,7 @@ def run(config: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
             steps=config["steps"],
             world_size=world_size,
             reduce_max=reduce_max,
+            identity=Identity(case_id=case.id, config=case.as_dict()),
         )
     except measure.MeasurementError as exc:  # the checks after the last collective: loss, recompilation
         failure = exc
@@ -142,24 +145,23 @@ def run(config: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
     stage("waiting for the other ranks to finish")
     dist.barrier()
     dist.destroy_process_group()
-    per_device = result["img_per_s"] / world_size
+    per_device = result.throughput.img_per_s / world_size
     # Per device, after every collective; the FLOPs of the model inside the DDP wrapper (counted on a copy).
-    mfu = utilisation(trainer.model, case, per_device, tf32=config["tf32"]) if rank == 0 else {}
-    return {
-        **result,
-        **mfu,
-        "img_per_s_per_device": round(per_device, 3),
-        "world_size": world_size,
-        "nnodes": config["nnodes"],
-        "nproc_per_node": int(os.environ.get("LOCAL_WORLD_SIZE", world_size)),
-        "backend": backend,
-        "threads_per_rank": torch.get_num_threads(),
-        "global_batch_size": batch * world_size,
-        "telemetry_rank": 0,
-        "backend_flags": flags,
-        "torch": torch.__version__,
-        "nccl_version": _nccl_version() if backend == "nccl" else None,
-    }
+    mfu = utilisation(trainer.model, case, per_device, tf32=config["tf32"]) if rank == 0 else None
+    placement = Distributed(
+        world_size=world_size,
+        img_per_s_per_device=round(per_device, 3),
+        nnodes=config["nnodes"],
+        nproc_per_node=int(os.environ.get("LOCAL_WORLD_SIZE", world_size)),
+        backend=backend,
+        threads_per_rank=torch.get_num_threads(),
+        global_batch_size=batch * world_size,
+        telemetry_rank=0,
+        torch=torch.__version__,
+        nccl_version=_nccl_version() if backend == "nccl" else None,
+    )
+    identity = replace(result.identity, backend_flags=flags)
+    return DdpStep.of(result, placement, identity=identity, utilisation=mfu)
 
 
 def _nccl_version() -> str | None:
@@ -191,7 +193,7 @@ def main(argv: list[str]) -> int:
         _write_atomic(out / f"rank{rank}.error", f"{time.time_ns()}\n{traceback.format_exc()}")
         raise
     if rank == 0:
-        _write_atomic(out / "result.json", json.dumps(result))
+        _write_atomic(out / "result.json", json.dumps(result.to_extra_info()))
     report_stage(out, rank, "done")
     return 0
 

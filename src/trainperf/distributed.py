@@ -10,27 +10,23 @@ No pytest here: the pytest layer turns ``DistributedError`` into a failed case.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from trainperf.cases import DistributedCase
+from trainperf.child_process import Child, ChildError, alive
 from trainperf.ddp_worker import PEER_FAILED
 from trainperf.measure import MeasurementError
 
 ERROR_TAIL_LINES = 25
-KILL_WAIT_S = 10.0
 
 
 class DistributedError(MeasurementError):
@@ -179,34 +175,10 @@ def launch(dcase: DistributedCase, config: LaunchConfig, *, max_per_node: int | 
         )
         command = torchrun_command(dcase, config, payload)
         log_path = out / "torchrun.log"
-        start = time.perf_counter()
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                command,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
-            try:
-                proc.wait(timeout=config.timeout_s)
-            except subprocess.TimeoutExpired:
-                killed = kill_launch(proc, out)
-                raise DistributedError(
-                    f"distributed launch of {dcase.id} timed out after {config.timeout_s:g} s "
-                    f"(--trainperf-dist-timeout-s); killed {len(killed)} process(es): "
-                    f"{' '.join(map(str, killed)) or 'none left'}\n{_stages(out, dcase)}\n{_output_tail(out, log_path)}"
-                ) from None
-            except BaseException:  # KeyboardInterrupt: leave nothing running on a shared runner
-                kill_launch(proc, out)
-                raise
-        wall = time.perf_counter() - start
-        # torchrun reaps its workers; one that survived a torchrun crash must not outlive the case.
-        stray = kill_launch(proc, out)
-        if proc.returncode != 0:
+        returncode, wall, stray = _run_torchrun(dcase, config, command, env, log_path)
+        if returncode != 0:
             raise DistributedError(
-                f"distributed launch of {dcase.id} failed: torchrun exited with {proc.returncode}"
+                f"distributed launch of {dcase.id} failed: torchrun exited with {returncode}"
                 + (f"; killed {len(stray)} leftover process(es)" if stray else "")
                 + f"\n{_output_tail(out, log_path)}"
             )
@@ -220,13 +192,40 @@ def launch(dcase: DistributedCase, config: LaunchConfig, *, max_per_node: int | 
         return Launch(json.loads(result_path.read_text(encoding="utf-8")), wall, command)
 
 
-def _die_with_parent() -> None:
-    """In torchrun's process before exec: SIGTERM when this process dies, however it dies (a CI job cancelled,
-    SIGKILL, os._exit), since its own session keeps it from our signals; torchrun then stops its workers."""
-    import ctypes
+def _run_torchrun(
+    dcase: DistributedCase, config: LaunchConfig, command: list[str], env: dict[str, str], log_path: Path
+) -> tuple[int, float, list[int]]:
+    """torchrun's exit status, its wall time and the leftover processes killed after it exited.
 
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    torchrun leads a session of its own and dies with this process; each worker leads another, so besides
+    torchrun's tree the ranks' pid files name what to kill (a worker outlives a torchrun that crashed).
+    """
+    what = f"distributed launch of {dcase.id}"
+    out = log_path.parent
+    try:
+        with (
+            log_path.open("wb") as log,
+            Child(
+                command,
+                what=what,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                strays=lambda running: _worker_pids(out, torchrun_running=running),
+            ) as child,
+        ):
+            returncode = child.wait(config.timeout_s)
+            wall = child.seconds()
+            # torchrun reaps its workers; one that survived a torchrun crash must not outlive the case.
+            return returncode, wall, child.kill()
+    except ChildError as exc:
+        if not exc.timed_out:
+            raise DistributedError(str(exc)) from None
+        raise DistributedError(
+            f"{what} timed out after {config.timeout_s:g} s (--trainperf-dist-timeout-s); killed "
+            f"{len(exc.killed)} process(es): {' '.join(map(str, exc.killed)) or 'none left'}\n"
+            f"{_stages(out, dcase)}\n{_output_tail(out, log_path)}"
+        ) from None
 
 
 def _stages(out: Path, dcase: DistributedCase) -> str:
@@ -271,30 +270,6 @@ def _tail(path: Path) -> str:
     return "\n".join(lines[-ERROR_TAIL_LINES:]) or "(no output)"
 
 
-def kill_launch(proc: subprocess.Popen[Any], out: Path) -> list[int]:
-    """Kill torchrun and every process it started (workers and their children); returns the pids killed.
-
-    Descendants are looked up only while torchrun runs: once it has been reaped its pid may belong to someone
-    else.  After that, only pid files whose process is still a trainperf rank count.
-    """
-    running = proc.poll() is None
-    victims = [proc.pid, *descendants(proc.pid)] if running else []
-    victims += _worker_pids(out, torchrun_running=running)
-    victims = [p for p in dict.fromkeys(victims) if p == proc.pid or _alive(p)]
-    # torchrun and each worker lead their own session and process group: the group takes their children.
-    kills = [k for k in (getattr(os, "killpg", None), os.kill) if k is not None]  # no process groups on Windows
-    for pid in victims:
-        for kill in kills:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=KILL_WAIT_S)
-    deadline = time.monotonic() + KILL_WAIT_S
-    while any(_alive(p) for p in victims if p != proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return victims
-
-
 def _worker_pids(out: Path, *, torchrun_running: bool) -> list[int]:
     pids = []
     for path in out.glob("rank*.pid"):
@@ -312,71 +287,9 @@ def _is_worker(pid: int, out: Path, *, torchrun_running: bool) -> bool:
     run's rank included): its command line holds this launch's private directory where /proc exists; elsewhere
     only while torchrun, which has not reaped its workers, still runs."""
     if not Path("/proc/self").exists():
-        return torchrun_running and _alive(pid)
+        return torchrun_running and alive(pid)
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
     return b"trainperf.ddp_worker" in cmdline and json.dumps(str(out)).encode() in cmdline
-
-
-def _stat_fields(stat: Path) -> list[str] | None:
-    """The fields of a /proc/<pid>/stat after the command name (state first, then the parent pid), or None when
-    the process is gone."""
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():  # a zombie has exited; it only waits for its parent to reap it
-        fields = _stat_fields(stat)
-        return bool(fields) and fields[0] != "Z"
-    return True
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        if (fields := _stat_fields(stat)) is not None:
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def scaling_efficiency(img_per_s: Mapping[int, float]) -> dict[int, float]:
-    """img/s at each world size over (world size x img/s per process at the smallest world size measured).
-
-    With world size 1 measured, this is the usual img/s at N over N x img/s at 1.
-    """
-    reference = min(img_per_s)
-    per_process = img_per_s[reference] / reference
-    return {size: round(rate / (size * per_process), 4) for size, rate in img_per_s.items()}
-
-
-def group_efficiencies(results: Iterable[dict[str, Any]]) -> None:
-    """Fill ``scaling_efficiency`` and its reference world size into each distributed result, per case."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for extra in results:
-        if "distributed_group" in extra and extra.get("img_per_s"):
-            groups.setdefault(extra["distributed_group"], []).append(extra)
-    for members in groups.values():
-        rates = {int(m["world_size"]): float(m["img_per_s"]) for m in members}
-        efficiency = scaling_efficiency(rates)
-        for m in members:
-            m["scaling_efficiency"] = efficiency[int(m["world_size"])]
-            m["efficiency_reference_world_size"] = min(rates)

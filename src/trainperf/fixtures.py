@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from trainperf.cases import Case, DistributedCase, LoaderCase
+from trainperf.plugin_state import state_of
 from trainperf.runner import Runner, call_or_fail, check_runnable, release_device_memory
-from trainperf.settings import SETTINGS_KEY, Settings
+from trainperf.settings import Settings
 
 if TYPE_CHECKING:
     from torch import nn
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def trainperf_settings(pytestconfig: pytest.Config) -> Settings:
     """The parsed --trainperf-* options."""
-    return pytestconfig.stash[SETTINGS_KEY]
+    return state_of(pytestconfig).settings
 
 
 @pytest.fixture(scope="session")

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainperf import child_process
+from trainperf.child_process import ChildError
 from trainperf.runs import RunError, SavedRun, load_run
 
 CHILD_ENV = "TRAINPERF_FRESH_RUN"
@@ -95,19 +95,18 @@ def measure(
     # model factory) and directories pytest or a conftest put on sys.path.
     paths = [str(invocation_dir), *(p for p in sys.path if p and os.path.isdir(p)), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if p))
-    start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="trainperf-fresh-") as tmp:
         json_path = Path(tmp) / "fresh.json"
         cmd = command(nodeids, options, json_path, rootdir, inifile)
         try:
-            done = subprocess.run(
-                cmd, cwd=rootdir, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+            done = child_process.run(
+                cmd, what="fresh pytest run", cwd=rootdir, env=env, timeout_s=timeout_s, check=False
             )
-        except subprocess.TimeoutExpired:
-            return FreshRun(None, f"did not finish within {timeout_s:.0f} s", time.monotonic() - start, cmd)
-        except OSError as exc:
-            return FreshRun(None, f"could not start: {exc}", time.monotonic() - start, cmd)
-        seconds = time.monotonic() - start
+        except ChildError as exc:
+            if exc.start_error is not None:
+                return FreshRun(None, f"could not start: {exc.start_error}", exc.seconds, cmd)
+            return FreshRun(None, f"did not finish within {timeout_s:.0f} s", exc.seconds, cmd)
+        seconds = done.seconds
         if done.returncode != 0 or not json_path.exists():
             tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
             return FreshRun(None, f"exited {done.returncode}: {tail}", seconds, cmd)

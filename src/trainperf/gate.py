@@ -8,6 +8,7 @@ The policy itself is ``verdict``; the baseline file is ``baseline``; what a reco
 from __future__ import annotations
 
 import importlib.util
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from trainperf import baseline as bl
 from trainperf.machine_key import machine_key
 from trainperf.machine_load import MachineLoad
+from trainperf.results import Result
 from trainperf.runs import RunError, parse_run
 from trainperf.settings import Settings
 from trainperf.verdict import (
@@ -24,11 +26,13 @@ from trainperf.verdict import (
     INCONCLUSIVE,
     MISSING,
     NEW,
+    SLOWER_MACHINE,
     UNCONFIRMED,
     Comparison,
     compare,
     confirm,
     on_busy_machine,
+    on_slower_machine,
 )
 
 # Exit statuses beside pytest's own (0 passed, 1 tests failed, 2 interrupted, 3 internal error, 4 usage error,
@@ -80,7 +84,7 @@ class Current:
     img_per_s: float  # the run's median
     spread: float
     tolerance: float | None  # from the trainperf_tolerance marker
-    extra: dict[str, Any]
+    record: Result | None  # the whole result (None in plain-value tests)
     nodeid: str = ""
 
 
@@ -213,7 +217,7 @@ def judge(
 
 def load_of(current: Current) -> MachineLoad | None:
     """The load other work put on the machine while ``current`` was measured (None: not recorded)."""
-    return MachineLoad.from_dict(current.extra.get("machine_load"))
+    return current.record.identity.machine_load if current.record is not None else None
 
 
 def busy(rows: list[Comparison], deciding: Mapping[str, Current], limit: float) -> dict[str, MachineLoad]:
@@ -230,6 +234,24 @@ def busy(rows: list[Comparison], deciding: Mapping[str, Current], limit: float) 
 def mark_busy(rows: list[Comparison], loads: Mapping[str, MachineLoad]) -> list[Comparison]:
     """``rows`` with the regressions of ``loads`` turned into no verdict (CONTENDED)."""
     return [on_busy_machine(row, loads[row.name].busy) if row.name in loads else row for row in rows]
+
+
+def machine_change(state: GateState, speed_now: float | None) -> float | None:
+    """How much slower (negative) or faster the machine's speed probe is now than when the committed baseline was
+    recorded; None without a probe on either side (a baseline recorded before probes existed)."""
+    recorded = state.committed.baseline.machine_speed if state.committed else ()
+    if not recorded or not speed_now:
+        return None
+    return speed_now / statistics.median(recorded) - 1
+
+
+def mark_slower_machine(state: GateState, rows: list[Comparison], change: float | None) -> list[Comparison]:
+    """``rows`` with the regressions against the committed baseline that the machine's own slowdown explains
+    turned into no verdict (a --benchmark-compare run carries no probe: its rows stay as they are)."""
+    if change is None or state.committed is None:
+        return rows
+    against = state.committed.against
+    return [on_slower_machine(row, change) if row.against == against else row for row in rows]
 
 
 def suspects(rows: list[Comparison]) -> list[str]:
@@ -250,7 +272,7 @@ def decide(state: GateState, settings: Settings, rows: list[Comparison], *, note
             for row in rows
             if row.verdict in (MISSING, INCONCLUSIVE)
         )
-    busy = [row.line() for row in rows if row.verdict == CONTENDED]
+    busy = [row.line() for row in rows if row.verdict in (CONTENDED, SLOWER_MACHINE)]
     if failures:
         return Outcome(rows, failures, busy, notes, EXIT_REGRESSED)
     return Outcome(rows, [], busy, notes, EXIT_CONTENDED if busy else EXIT_OK)

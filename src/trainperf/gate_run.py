@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainperf import baseline as bl
-from trainperf import fresh_run, gate, machine_load, recording
+from trainperf import fresh_run, gate, machine_load, machine_speed, recording
 from trainperf.runs import SavedRun
 from trainperf.settings import Settings
 from trainperf.verdict import Comparison
@@ -43,7 +43,7 @@ def _as_current(run: SavedRun, like: dict[str, gate.Current]) -> dict[str, gate.
         model = like.get(name)
         tolerance = model.tolerance if model else None
         spread = result.spread if result.spread is not None else 0.0
-        out[name] = gate.Current(name, result.samples, result.img_per_s, spread, tolerance, result.extra)
+        out[name] = gate.Current(name, result.samples, result.img_per_s, spread, tolerance, result.record)
     return out
 
 
@@ -65,8 +65,10 @@ def finish(
     deciding = {r.name: r for r in results}
     if suspects and settings.confirm:
         rows, deciding = _confirm(state, settings, results, suspects, child, say, notes)
-    loads = gate.busy(rows, deciding, settings.busy_limit)
-    return gate.decide(state, settings, gate.mark_busy(rows, loads), notes=notes)
+    rows = gate.mark_busy(rows, gate.busy(rows, deciding, settings.busy_limit))
+    if gate.suspects(rows):  # still regressed on a quiet machine: is the machine itself slower than at recording?
+        rows = gate.mark_slower_machine(state, rows, gate.machine_change(state, machine_speed.probe()))
+    return gate.decide(state, settings, rows, notes=notes)
 
 
 def _confirm(
@@ -119,16 +121,21 @@ def _confirm(
 
 
 def _keep_quiet_run(
-    runs: list[dict[str, recording.RunOf]], measured: list[gate.Current], limit: float, say: Callable[[str], None]
+    runs: list[dict[str, recording.RunOf]],
+    speeds: list[float],
+    measured: list[gate.Current],
+    limit: float,
+    say: Callable[[str], None],
 ) -> int:
-    """Append a run to ``runs`` unless other work took more than ``limit`` of the machine while one of its
-    benchmarks was measured; returns 1 for a run left out, else 0."""
+    """Append a run to ``runs``, and the machine's speed probe right after it to ``speeds``, unless other work
+    took more than ``limit`` of the machine while one of its benchmarks was measured; 1 for a run left out."""
     loads = [load for c in measured if (load := gate.load_of(c)) is not None]
     worst = max(loads, key=lambda load: load.busy, default=None)
     if worst is not None and worst.busy > limit:
         say(f"trainperf: recording: run {len(runs) + 1} left out, the machine was busy ({worst.describe()})")
         return 1
     runs.append({c.name: recording.RunOf(c.img_per_s, c.samples) for c in measured})
+    speeds.append(machine_speed.probe())
     return 0
 
 
@@ -156,7 +163,8 @@ def _record(
     tolerances = {r.name: gate.tolerance_for(settings, r, committed, r.name) for r in results}
     by_name = {r.name: r for r in results}
     runs: list[dict[str, recording.RunOf]] = []
-    busy_runs = _keep_quiet_run(runs, results, settings.busy_limit, say)
+    speeds: list[float] = []
+    busy_runs = _keep_quiet_run(runs, speeds, results, settings.busy_limit, say)
     started = time.monotonic() - main_run_s
     per_run_s = main_run_s
     while True:
@@ -179,14 +187,20 @@ def _record(
                 state, rows, [], [f"{path}: baseline not updated: run {len(runs) + 1} (a fresh process) {fresh.error}"]
             )
         per_run_s = max(per_run_s, fresh.seconds)
-        busy_runs += _keep_quiet_run(runs, list(_as_current(fresh.run, by_name).values()), settings.busy_limit, say)
+        measured = list(_as_current(fresh.run, by_name).values())
+        busy_runs += _keep_quiet_run(runs, speeds, measured, settings.busy_limit, say)
     base = recording.provenance_base()
-    provenance = {r.name: bl.provenance(base["commit"], base["date"], state.info, r.extra) for r in results}
+    provenance = {
+        r.name: bl.provenance(base["commit"], base["date"], state.info, r.record.identity)
+        for r in results
+        if r.record is not None
+    }
     old = committed if state.committed and state.committed.path == path else None
     if old is None and path.exists():
         try:
             old = bl.load(path)
         except bl.BaselineError as exc:
             return gate.recorded(state, rows, [], [f"baseline not updated: {exc}"])
-    written, errors = recording.write(path, old, state.key, recording.entries(runs, provenance))
+    entries = recording.entries(runs, provenance)
+    written, errors = recording.write(path, old, state.key, entries, machine_speed=tuple(speeds))
     return gate.recorded(state, rows, [f"recording: {step.reason}", *written], errors)

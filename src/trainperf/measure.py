@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from trainperf.cases import Case
+from trainperf.results import Compilation, Epoch, Health, Identity, Loader, Rates, TrainStep
 from trainperf.training import compile_counters, synchronize
 
 if TYPE_CHECKING:
     import torch
 
-    from trainperf.telemetry import Sampler
+    from trainperf.telemetry import Sampler, TelemetrySummary
     from trainperf.training import Trainer
 
 # torch.utils.benchmark's Measurement warns past this IQR/median; so do we.
@@ -41,16 +42,16 @@ def spread(samples: Sequence[float]) -> float:
     return (q3 - q1) / median if median else math.inf
 
 
-def rate_summary(images: int, seconds: Sequence[float]) -> dict[str, Any]:
+def rate_summary(images: int, seconds: Sequence[float]) -> Rates:
     """img/s per round, their median, spread, and whether the spread is too wide to trust."""
     rates = [images / s for s in seconds]
     rel = spread(rates)
-    return {
-        "img_per_s": round(statistics.median(rates), 3),
-        "img_per_s_rounds": [round(r, 3) for r in rates],
-        "img_per_s_spread": round(rel, 5),
-        "noisy": rel > NOISY_SPREAD,
-    }
+    return Rates(
+        img_per_s=round(statistics.median(rates), 3),
+        img_per_s_rounds=tuple(round(r, 3) for r in rates),
+        img_per_s_spread=round(rel, 5),
+        noisy=rel > NOISY_SPREAD,
+    )
 
 
 def timed(fn: Callable[[], Any], device: torch.device) -> float:
@@ -83,31 +84,27 @@ def require_graphs(case: Case, graphs: int) -> None:
         )
 
 
-def _compile_outcome(
-    trainer: Trainer, at_start: dict[str, int], before_rounds: dict[str, int], after: dict[str, int]
-) -> dict[str, Any]:
+def _compile_outcome(trainer: Trainer, at_start: Compilation, before_rounds: Compilation) -> Compilation:
     """This case's graphs, graph breaks, recompilations and (CUDA-graph modes) CUDA-graph skips since its
     measurement started (Dynamo's counters are process-wide running totals, and compiling is lazy: nothing
     compiles before the first step); raises when timed rounds compiled, or when a compiled case compiled nothing."""
-    if not (after and before_rounds and at_start):  # no Dynamo counters on this torch
-        return {"graphs": None, "graph_breaks": None, "recompiles_in_rounds": None}
-    in_rounds = after["graphs"] - before_rounds["graphs"]
+    after = compile_counters()
+    if after.graphs is None or before_rounds.graphs is None or at_start.graphs is None:  # no Dynamo counters
+        return Compilation()
+    in_rounds = after.graphs - before_rounds.graphs
     if in_rounds > 0:
         raise MeasurementError(
             f"torch.compile compiled {in_rounds} new graph(s) during timed rounds (recompilation or graph "
             f"breaks on new inputs): the numbers include compilation"
         )
-    require_graphs(trainer.case, after["graphs"] - at_start["graphs"])
-    outcome = {
-        "graphs": after["graphs"] - at_start["graphs"],
-        "graph_breaks": after["graph_breaks"] - at_start["graph_breaks"],
-        "recompiles_in_rounds": in_rounds,
-    }
-    if trainer.case.cudagraphs:
-        # Flagged, not failed: this is what the mode does for this model on this torch, and a release that starts
-        # skipping shows up as a slower number with the reason beside it.
-        outcome["cudagraph_skips"] = after["cudagraph_skips"] - at_start["cudagraph_skips"]
-    return outcome
+    since = after.since(at_start)
+    require_graphs(trainer.case, since.graphs or 0)
+    # CUDA-graph skips are flagged, not failed: this is what the mode does for this model on this torch, and a
+    # release that starts skipping shows up as a slower number with the reason beside it.
+    skips = since.cudagraph_skips if trainer.case.cudagraphs else None
+    return Compilation(
+        graphs=since.graphs, graph_breaks=since.graph_breaks, recompiles_in_rounds=in_rounds, cudagraph_skips=skips
+    )
 
 
 def _memory_start(device: torch.device) -> None:
@@ -117,15 +114,13 @@ def _memory_start(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def _memory_peak(device: torch.device, sampled_rss_mib: float | None) -> dict[str, Any]:
+def _memory_peak(device: torch.device, sampled_rss_mib: float | None) -> tuple[float | None, str]:
+    """Peak memory of the timed rounds, and what it is: the CUDA allocator's peak, or the sampled process RSS."""
     import torch
 
     if device.type == "cuda":
-        return {
-            "peak_mem_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1),
-            "peak_mem_kind": "cuda_max_allocated",
-        }
-    return {"peak_mem_mib": sampled_rss_mib, "peak_mem_kind": "process_rss"}
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1), "cuda_max_allocated"
+    return sampled_rss_mib, "process_rss"
 
 
 def _timed_rounds(benchmark: Any, target: Callable[[], None], sampler: Sampler, rounds: int) -> Any:
@@ -139,19 +134,30 @@ def _timed_rounds(benchmark: Any, target: Callable[[], None], sampler: Sampler, 
 
 
 def _training_outcome(
-    trainer: Trainer, telemetry: Any, loss_first: float, at_start: dict[str, int], before_rounds: dict[str, int]
-) -> dict[str, Any]:
+    trainer: Trainer,
+    telemetry: TelemetrySummary,
+    loss_first: float,
+    at_start: Compilation,
+    before_rounds: Compilation,
+) -> Health:
     """Memory, telemetry, loss and recompilation of the timed rounds; raises when they cannot be trusted."""
-    compiled = _compile_outcome(trainer, at_start, before_rounds, compile_counters())
+    compiled = _compile_outcome(trainer, at_start, before_rounds)
     loss_last = _loss(trainer)
     _check_training(loss_first, loss_last)
-    return {
-        **_memory_peak(trainer.device, telemetry.rss_peak_mib),
-        **telemetry.as_extra_info(),
-        "loss_first": round(loss_first, 5),
-        "loss_last": round(loss_last, 5),
-        **compiled,
-    }
+    peak, kind = _memory_peak(trainer.device, telemetry.rss_peak_mib)
+    return Health(
+        loss_first=round(loss_first, 5),
+        loss_last=round(loss_last, 5),
+        peak_mem_mib=peak,
+        peak_mem_kind=kind,
+        telemetry=telemetry,
+        compilation=compiled,
+    )
+
+
+def _case_identity(trainer: Trainer) -> Identity:
+    """The identity of a result measured without one given: the trainer's case (the runner passes its own)."""
+    return Identity(case_id=trainer.case.id, config=trainer.case.as_dict())
 
 
 def warm_up(trainer: Trainer, steps: int) -> tuple[list[float], float]:
@@ -199,9 +205,10 @@ def train_step(
     rounds: int,
     window_s: float,
     steps: int | None,
+    identity: Identity | None = None,
     world_size: int = 1,
     reduce_max: ReduceMax = _local,
-) -> dict[str, Any]:
+) -> TrainStep:
     """Training-step throughput: windows of many steps, one synchronization at the end of each window.
 
     In a distributed run every rank calls this with ``reduce_max`` taking the maximum over ranks: a window
@@ -222,17 +229,18 @@ def train_step(
 
     telemetry = _timed_rounds(benchmark, window, sampler, rounds)
     round_s = reduce_max(round_s)
-    return {
-        **rate_summary(world_size * trainer.case.batch_size * steps_per_round, round_s),
-        "step_ms": round(statistics.median(round_s) / steps_per_round * 1e3, 4),
-        "window_s_rounds": [round(s, 6) for s in round_s],
-        "steps_per_round": steps_per_round,
-        "rounds": len(round_s),
-        "compile_s": round(max(0.0, sum(warm_times) - len(warm_times) * steady_s), 4),
-        "first_step_s": round(warm_times[0], 4),
-        "warmup_steps": warmup_steps,
-        **_training_outcome(trainer, telemetry, loss_first, at_start, before_rounds),
-    }
+    return TrainStep(
+        identity=identity or _case_identity(trainer),
+        throughput=rate_summary(world_size * trainer.case.batch_size * steps_per_round, round_s),
+        step_ms=round(statistics.median(round_s) / steps_per_round * 1e3, 4),
+        window_s_rounds=tuple(round(s, 6) for s in round_s),
+        steps_per_round=steps_per_round,
+        rounds=len(round_s),
+        compile_s=round(max(0.0, sum(warm_times) - len(warm_times) * steady_s), 4),
+        first_step_s=round(warm_times[0], 4),
+        warmup_steps=warmup_steps,
+        health=_training_outcome(trainer, telemetry, loss_first, at_start, before_rounds),
+    )
 
 
 def epoch(
@@ -243,7 +251,8 @@ def epoch(
     *,
     rounds: int,
     non_blocking: bool,
-) -> dict[str, Any]:
+    identity: Identity | None = None,
+) -> Epoch:
     """Whole epochs through the real DataLoader: host pipeline, copies and training together.
 
     One whole untimed epoch comes first: compilation and autotuning happen in its first steps, workers start,
@@ -275,14 +284,15 @@ def epoch(
     before_rounds = compile_counters()
     _memory_start(trainer.device)
     telemetry = _timed_rounds(benchmark, one_epoch, sampler, rounds)
-    return {
-        **rate_summary(images[0], epoch_s),
-        "epoch_s": round(statistics.median(epoch_s), 6),
-        "epoch_s_rounds": [round(s, 6) for s in epoch_s],
-        "images_per_epoch": images[0],
-        "rounds": len(epoch_s),
-        **_training_outcome(trainer, telemetry, first_loss[0], at_start, before_rounds),
-    }
+    return Epoch(
+        identity=identity or _case_identity(trainer),
+        throughput=rate_summary(images[0], epoch_s),
+        epoch_s=round(statistics.median(epoch_s), 6),
+        epoch_s_rounds=tuple(round(s, 6) for s in epoch_s),
+        images_per_epoch=images[0],
+        rounds=len(epoch_s),
+        health=_training_outcome(trainer, telemetry, first_loss[0], at_start, before_rounds),
+    )
 
 
 def dataloader(
@@ -292,7 +302,8 @@ def dataloader(
     *,
     rounds: int,
     non_blocking: bool,
-) -> dict[str, Any]:
+    identity: Identity | None = None,
+) -> Loader:
     """Images per second out of a loader, delivered onto ``device`` (no training)."""
 
     def drain() -> int:
@@ -316,4 +327,9 @@ def dataloader(
         round_s.append(time.perf_counter() - start)
 
     benchmark.pedantic(timed_drain, rounds=rounds, iterations=1, warmup_rounds=0)
-    return {**rate_summary(images, round_s), "images_per_round": images, "rounds": len(round_s)}
+    return Loader(
+        identity=identity or Identity(case_id=""),
+        throughput=rate_summary(images, round_s),
+        images_per_round=images,
+        rounds=len(round_s),
+    )

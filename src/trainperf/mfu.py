@@ -7,7 +7,9 @@ precision the case computes in: bf16/fp16 autocast, fp32 with TF32 allowed, or p
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from trainperf.results import Utilisation
 
 if TYPE_CHECKING:
     from torch import nn
@@ -72,7 +74,7 @@ def training_flops(model: nn.Module, batch_size: int, image_size: int = 32) -> i
     return int(counter.get_total_flops())
 
 
-def utilisation(model: nn.Module, case: Case, img_per_s_per_device: float, *, tf32: bool) -> dict[str, Any]:
+def utilisation(model: nn.Module, case: Case, img_per_s_per_device: float, *, tf32: bool) -> Utilisation:
     """Training FLOPs per image (counted on a meta-device copy: call it after the timed rounds) and, on a GPU
     with a known peak, the achieved TFLOP/s and MFU of one device running ``img_per_s_per_device``."""
     from trainperf.environment import environment_info
@@ -82,12 +84,12 @@ def utilisation(model: nn.Module, case: Case, img_per_s_per_device: float, *, tf
     achieved = per_image * img_per_s_per_device if per_image else None
     gpu = environment_info()["gpu_name"] if case.device == "cuda" else None
     peak = peak_flops(gpu, case.precision, tf32)
-    return {
-        "train_flops_per_image": per_image,
-        "achieved_tflops": None if achieved is None else _significant(achieved / 1e12),
-        "peak_tflops": None if peak is None else peak / 1e12,
-        "mfu": None if achieved is None or peak is None else _significant(achieved / peak),
-    }
+    return Utilisation(
+        train_flops_per_image=per_image,
+        achieved_tflops=None if achieved is None else _significant(achieved / 1e12),
+        peak_tflops=None if peak is None else peak / 1e12,
+        mfu=None if achieved is None or peak is None else _significant(achieved / peak),
+    )
 
 
 def _significant(value: float, digits: int = 4) -> float:

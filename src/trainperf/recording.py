@@ -116,10 +116,14 @@ def entries(runs: Sequence[Mapping[str, RunOf]], provenance: Mapping[str, dict[s
 
 
 def write(
-    path: Any, old: bl.Baseline | None, key: str, new_entries: dict[str, bl.Entry]
+    path: Any,
+    old: bl.Baseline | None,
+    key: str,
+    new_entries: dict[str, bl.Entry],
+    machine_speed: tuple[float, ...] = (),
 ) -> tuple[list[str], list[str]]:
     """Merge into the file at ``path`` atomically: (lines to show, errors)."""
-    merged, changes = bl.merge(old, key, new_entries)
+    merged, changes = bl.merge(old, key, new_entries, machine_speed=machine_speed)
     try:
         bl.write_atomic(path, merged)
     except (bl.BaselineError, OSError) as exc:

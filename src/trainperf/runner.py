@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -12,6 +13,23 @@ import pytest
 
 from trainperf.cases import Case, DistributedCase, LoaderCase
 from trainperf.machine_load import MachineLoad, Window
+from trainperf.plugin_state import state_of
+from trainperf.pytest_compat import discard_numbers
+from trainperf.results import (
+    CompileTime,
+    DdpStep,
+    Epoch,
+    Identity,
+    Loader,
+    Result,
+    TrainStep,
+    Utilisation,
+    ddp_config,
+    epoch_config,
+    from_extra_info,
+    loader_config,
+    trainer_config,
+)
 from trainperf.settings import Settings
 
 if TYPE_CHECKING:
@@ -21,19 +39,17 @@ if TYPE_CHECKING:
     from trainperf.telemetry import Sampler
     from trainperf.training import Trainer
 
-RESULTS_KEY = pytest.StashKey[list["Result"]]()
 T = TypeVar("T")
+R = TypeVar("R", bound=Result)
 
 
-@dataclass
-class Result:
-    """One finished benchmark, for the end-of-run table."""
+@dataclass(frozen=True)
+class Finished:
+    """One finished benchmark of this run: its test, its result record, its tolerance marker."""
 
     nodeid: str
     name: str
-    kind: str
-    case_id: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    record: Result
     tolerance: float | None = None  # from a trainperf_tolerance marker
 
 
@@ -107,7 +123,7 @@ def release_device_memory(device_type: str, compiled: bool) -> None:
     import torch
 
     if compiled:
-        torch._dynamo.reset()
+        torch.compiler.reset()  # public since torch 2.1; clears Dynamo caches
     gc.collect()
     if device_type == "cuda":
         torch.cuda.empty_cache()
@@ -133,20 +149,18 @@ def call_or_fail(what: str, fn: Callable[[], T], *, benchmark: Any = None) -> T:
         message = f"{what}: {exc}"
         oom = False
     if benchmark is not None:
-        benchmark.has_error = True  # keep the numbers of a failed case out of the saved JSON
+        discard_numbers(benchmark)
     if oom:
         release_device_memory("cuda", compiled=False)
     pytest.fail(message, pytrace=False)
 
 
 def _trainer_config(trainer: Trainer) -> dict[str, Any]:
-    """The case, and the optimizer class actually used (the ``trainperf_optimizer`` fixture can replace Adam)."""
-    optimizer = type(trainer.optimizer)
-    return {**trainer.case.as_dict(), "optimizer_class": f"{optimizer.__module__}.{optimizer.__qualname__}"}
+    return trainer_config(trainer.case.as_dict(), type(trainer.optimizer))
 
 
 class Runner:
-    """Runs one measurement for a test and files its numbers in the benchmark's extra_info."""
+    """Runs one measurement for a test and files its result record in the benchmark's extra_info."""
 
     def __init__(self, benchmark: Any, request: pytest.FixtureRequest, settings: Settings) -> None:
         self.benchmark = benchmark
@@ -164,7 +178,7 @@ class Runner:
         self._load = window.load
         return result
 
-    def train_step(self, trainer: Trainer) -> dict[str, Any]:
+    def train_step(self, trainer: Trainer) -> TrainStep:
         """Training-step throughput of ``trainer``'s case."""
         from trainperf import measure
 
@@ -180,27 +194,17 @@ class Runner:
                 rounds=s.rounds,
                 window_s=s.window_s,
                 steps=s.steps,
+                identity=Identity(case_id=trainer.case.id, config=_trainer_config(trainer)),
             ),
         )
-        return self._record(
-            "train_step", trainer.case.id, _trainer_config(trainer), {**result, **self._mfu(trainer, result)}
-        )
+        return self._record(replace(result, utilisation=self._mfu(trainer, result.throughput.img_per_s)))
 
-    def epoch(self, trainer: Trainer, loader: Any) -> dict[str, Any]:
+    def epoch(self, trainer: Trainer, loader: Any) -> Epoch:
         """Whole epochs of ``trainer``'s case through ``loader`` (the ``trainperf_epoch_loader`` fixture's)."""
         from trainperf import measure
 
         s, case = self.settings, trainer.case
-        # Read off the loader itself, so an overridden loader is recorded as it is.
-        pin = bool(getattr(loader, "pin_memory", False))
-        dataset = getattr(loader, "dataset", None)
-        loader_info = {
-            "num_workers": getattr(loader, "num_workers", None),
-            "pin_memory": pin,
-            "persistent_workers": bool(getattr(loader, "persistent_workers", False)),
-            "drop_last": getattr(loader, "drop_last", None),
-            "dataset_images": len(dataset) if hasattr(dataset, "__len__") else None,
-        }
+        config = epoch_config(_trainer_config(trainer), loader)
         self.benchmark.group = "epoch"
         result = self._measured(
             f"epoch[{case.id}]",
@@ -210,14 +214,13 @@ class Runner:
                 loader,
                 make_sampler(trainer.device, s),
                 rounds=s.epoch_rounds,
-                non_blocking=pin and trainer.device.type == "cuda",
+                non_blocking=bool(getattr(loader, "pin_memory", False)) and trainer.device.type == "cuda",
+                identity=Identity(case_id=case.id, config=config),
             ),
         )
-        return self._record(
-            "epoch", case.id, {**_trainer_config(trainer), **loader_info}, {**result, **self._mfu(trainer, result)}
-        )
+        return self._record(replace(result, utilisation=self._mfu(trainer, result.throughput.img_per_s)))
 
-    def dataloader(self, case: LoaderCase, dataset: Any) -> dict[str, Any]:
+    def dataloader(self, case: LoaderCase, dataset: Any) -> Loader:
         """Images per second of one loader configuration, delivered to its device."""
         import torch
 
@@ -245,31 +248,30 @@ class Runner:
             )
 
         self.benchmark.group = "dataloader"
+        identity = Identity(case_id=case.id, config=loader_config(case.device, case.workers, case.pin_memory, batch))
         result = self._measured(
             f"dataloader[{case.id}]",
             lambda: measure.dataloader(
-                self.benchmark, build_loader(), device, rounds=s.loader_rounds, non_blocking=case.pin_memory
+                self.benchmark,
+                build_loader(),
+                device,
+                rounds=s.loader_rounds,
+                non_blocking=case.pin_memory,
+                identity=identity,
             ),
         )
-        config = {
-            "device": case.device,
-            "num_workers": case.workers,
-            "pin_memory": case.pin_memory,
-            "resident": case.workers is None,
-            "batch_size": batch,
-        }
-        return self._record("dataloader", case.id, config, result)
+        return self._record(result)
 
-    def compile_time(self, case: Case) -> dict[str, Any]:
+    def compile_time(self, case: Case) -> CompileTime:
         """Cold- and warm-cache compile time of ``case``, each in a fresh process."""
         from trainperf import compile_time
 
         s = self.settings
         check_runnable(case.device, s, case)
-        box: dict[str, Any] = {}
+        box: list[CompileTime] = []
 
         def measure_once() -> None:
-            box.update(
+            box.append(
                 compile_time.cold_and_warm(
                     case,
                     warmup_steps=max(s.warmup_steps, 3),
@@ -284,9 +286,9 @@ class Runner:
             f"compile_time[{case.id}]",
             lambda: self.benchmark.pedantic(measure_once, rounds=1, iterations=1, warmup_rounds=0),
         )
-        return self._record("compile_time", case.id, case.as_dict(), box)
+        return self._record(replace(box[-1], identity=Identity(case_id=case.id, config=case.as_dict())))
 
-    def ddp_train_step(self, dcase: DistributedCase) -> dict[str, Any]:
+    def ddp_train_step(self, dcase: DistributedCase) -> DdpStep:
         """Data-parallel training-step throughput of ``dcase``: one torchrun launch, all its ranks."""
 
         from trainperf import distributed
@@ -312,44 +314,37 @@ class Runner:
         )
         if launched.result is None:
             pytest.skip(f"global rank 0 of {dcase.id} ran on another node; the run on that node records this case")
-        result = launched.result
-        replay_rounds(self.benchmark, result["window_s_rounds"])
+        ranks = from_extra_info(launched.result)
+        assert isinstance(ranks, DdpStep)
+        replay_rounds(self.benchmark, list(ranks.window_s_rounds))
         group = case.id + (f"-nodes{dcase.nnodes}" if dcase.nnodes > 1 else "")
-        config_info = {**case.as_dict(), "world_size": dcase.world_size, "nnodes": dcase.nnodes}
-        extra = {**result, "distributed_group": group, "launch_s": round(launched.wall_s, 3)}
-        info = self._record("ddp_train_step", dcase.id, config_info, extra)
-        # Each new world size can change the reference of the case's others: recompute them all. Results hold
-        # the benchmarks' own extra_info, so what pytest-benchmark saves at the end is the final figure.
-        results = self.request.config.stash[RESULTS_KEY]
-        distributed.group_efficiencies(r.extra for r in results if r.kind == "ddp_train_step")
-        return info
+        identity = replace(
+            ranks.identity, case_id=dcase.id, config=ddp_config(case.as_dict(), dcase.world_size, dcase.nnodes)
+        )
+        placed = replace(ranks.distributed, distributed_group=group, launch_s=round(launched.wall_s, 3))
+        return self._record(replace(ranks, identity=identity, distributed=placed))
 
-    def _mfu(self, trainer: Trainer, result: dict[str, Any]) -> dict[str, Any]:
+    def _mfu(self, trainer: Trainer, img_per_s: float) -> Utilisation:
         from trainperf.mfu import utilisation
 
-        return utilisation(trainer.model, trainer.case, result["img_per_s"], tf32=self.settings.tf32)
+        return utilisation(trainer.model, trainer.case, img_per_s, tf32=self.settings.tf32)
 
-    def _record(self, kind: str, case_id: str, config: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    def _record(self, record: R) -> R:
+        """Complete the record (backend flags, settings, the machine's load) and file it."""
         from trainperf.environment import backend_flags
 
-        info = {
-            "trainperf_kind": kind,
-            "case_id": case_id,
-            "config": config,
-            # A distributed result brings the flags its ranks ran with.
-            "backend_flags": backend_flags(),
-            **result,
-            "settings": self.settings.recorded(),
-        }
-        if self._load is not None:
-            info["machine_load"] = self._load.as_dict()
-        self.benchmark.extra_info.update(info)
-        node = self.request.node
-        # The benchmark's own dict, so a later result can still complete it (scaling efficiency) before saving.
-        self.request.config.stash.setdefault(RESULTS_KEY, []).append(
-            Result(node.nodeid, node.name, kind, case_id, self.benchmark.extra_info, self.tolerance)
+        # A distributed result brings the flags its ranks ran with.
+        identity = replace(
+            record.identity,
+            backend_flags=record.identity.backend_flags or backend_flags(),
+            settings=self.settings.recorded(),
+            machine_load=self._load,
         )
-        return info
+        record = replace(record, identity=identity)
+        self.benchmark.extra_info.update(record.to_extra_info())
+        node = self.request.node
+        state_of(self.request.config).results.append(Finished(node.nodeid, node.name, record, self.tolerance))
+        return record
 
 
 def _launch_config(s: Settings) -> LaunchConfig:
@@ -362,29 +357,13 @@ def _launch_config(s: Settings) -> LaunchConfig:
     return LaunchConfig(**shared, timeout_s=s.dist_timeout_s)
 
 
-class _ReplayClock:
-    """A pytest-benchmark timer that replays window durations measured elsewhere: start, start + d1, start + d1,
-    start + d1 + d2, ... one pair of reads per round."""
-
-    __name__ = "slowest_rank_window_clock"
-
-    def __init__(self, durations: list[float]) -> None:
-        self._durations = iter(durations)
-        self._now = 0.0
-        self._reads = 0
-
-    def __call__(self) -> float:
-        self._reads += 1
-        if self._reads % 2 == 0:
-            self._now += next(self._durations)
-        return self._now
-
-
 def replay_rounds(benchmark: Any, window_s: list[float]) -> None:
-    """Record windows timed by the ranks (slowest rank per window) as the benchmark's rounds, so pytest-benchmark's
-    table, JSON and --benchmark-compare show the training windows, not the process launch around them."""
-    benchmark._timer = _ReplayClock(window_s)
-    benchmark.pedantic(lambda: None, rounds=len(window_s), iterations=1, warmup_rounds=0)
+    """Give pytest-benchmark the windows the ranks timed (the slowest rank's per window), so its table, JSON and
+    --benchmark-compare show training windows, not the process launch around them. Through its public API only:
+    it times a sleep of each window's length (within sleep's precision, about 0.1 ms), which costs those seconds
+    once more."""
+    durations = iter(window_s)
+    benchmark.pedantic(lambda: time.sleep(next(durations)), rounds=len(window_s), iterations=1, warmup_rounds=0)
 
 
 def tolerance_marker(node: pytest.Item) -> float | None:

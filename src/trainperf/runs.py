@@ -5,13 +5,13 @@ Shared by the gate (the run ``--benchmark-compare`` loads) and baseline promotio
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trainperf import baseline as bl
 from trainperf.machine_key import machine_key
+from trainperf.results import Result, ResultError, from_extra_info, is_result, with_scaling
 
 
 class RunError(Exception):
@@ -20,12 +20,12 @@ class RunError(Exception):
 
 @dataclass(frozen=True)
 class Throughput:
-    """One throughput benchmark of a run: median img/s, per-round img/s, IQR/median spread, its extra_info."""
+    """One throughput benchmark of a run: median img/s, per-round img/s, IQR/median spread, its whole record."""
 
     img_per_s: float
     samples: tuple[float, ...]
     spread: float | None
-    extra: dict[str, Any]
+    record: Result
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,22 @@ def parse_run(doc: Any, source: str) -> SavedRun:
         if not isinstance(bench, dict):
             raise RunError(f"{source}: a benchmark entry is not an object")
         extra = bench.get("extra_info")
-        if not isinstance(extra, dict) or "img_per_s_rounds" not in extra:
+        if not is_result(extra):
             continue
         name = bench.get("name")
         if not isinstance(name, str):
             raise RunError(f"{source}: a benchmark has no name")
+        param = bench.get("param")
+        case_id = param if isinstance(param, str) else name.partition("[")[2].removesuffix("]") or None
+        try:
+            record = from_extra_info(extra, case_id=case_id)
+        except ResultError as exc:
+            raise RunError(f"{source}: {name}: {exc}") from None
+        if record.rates is None:
+            continue
         if name in results:
             raise RunError(f"{source}: benchmark {name} appears twice")
-        results[name] = _throughput(source, document.key, name, extra)
+        results[name] = _throughput(source, document.key, name, record)
     commit = document.commit.get("id")
     date = doc.get("datetime")
     return SavedRun(
@@ -93,20 +101,19 @@ def parse_run(doc: Any, source: str) -> SavedRun:
     )
 
 
-def _throughput(source: str, key: str, name: str, extra: dict[str, Any]) -> Throughput:
+def _throughput(source: str, key: str, name: str, record: Result) -> Throughput:
+    rates = record.rates
+    assert rates is not None
     # The baseline's own validation: a trainperf benchmark id, a positive img/s, positive samples.
-    raw = {"img_per_s": extra.get("img_per_s"), "samples": extra.get("img_per_s_rounds")}
-    doc = {"schema": bl.SCHEMA, "schema_version": bl.SCHEMA_VERSION, "machine_key": key, "benchmarks": {name: raw}}
+    doc = bl.Baseline(key, {name: bl.Entry(rates.img_per_s, rates.img_per_s_rounds)}).as_json()
     try:
         entry = bl.parse(doc, Path(source)).entries[name]
     except bl.BaselineError as exc:
         raise RunError(str(exc)) from None
-    spread = extra.get("img_per_s_spread")
-    if spread is not None and (
-        not isinstance(spread, (int, float)) or isinstance(spread, bool) or not math.isfinite(spread) or spread < 0
-    ):
+    spread = rates.img_per_s_spread
+    if spread is not None and spread < 0:
         raise RunError(f"{source}: {name}: img_per_s_spread must be a non-negative number, got {spread!r}")
-    return Throughput(entry.img_per_s, entry.samples, None if spread is None else float(spread), extra)
+    return Throughput(entry.img_per_s, entry.samples, spread, record)
 
 
 def load_run(path: Path) -> SavedRun:
@@ -115,3 +122,17 @@ def load_run(path: Path) -> SavedRun:
     except bl.BaselineError as exc:
         raise RunError(str(exc)) from None
     return parse_run(doc, str(path))
+
+
+def add_scaling(benchmarks: list[Any]) -> None:
+    """Fill in each data-parallel result's scaling efficiency (against the smallest world size of its case in
+    this run) in the benchmarks of a run about to be saved, whatever order the cases ran in."""
+    found = [
+        (bench, from_extra_info(bench["extra_info"]))
+        for bench in benchmarks
+        if isinstance(bench, dict) and is_result(bench.get("extra_info"))
+    ]
+    scaled = with_scaling([record for _, record in found])
+    for (bench, before), after in zip(found, scaled, strict=True):
+        if after is not before:
+            bench["extra_info"] = after.to_extra_info()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from trainperf.cases import Case
+from trainperf.results import Compilation
 
 if TYPE_CHECKING:
     import torch
@@ -104,7 +105,7 @@ def build_trainer(
     if case.compiled:
         # A fresh dynamo cache per case: otherwise each new module instance adds guards until the
         # recompile limit silently drops later cases to eager.
-        torch._dynamo.reset()
+        torch.compiler.reset()  # public since torch 2.1; clears Dynamo caches
         forward = torch.compile(model, mode=None if case.compile == "default" else case.compile)
     if wrap is not None:
         # Compiled first, then wrapped: Dynamo graph-breaks in DDP's own forward and, on some releases, then
@@ -167,16 +168,21 @@ def stage_batches(trainer: Trainer, loader: Any, count: int) -> list[Batch]:
     return staged
 
 
-def compile_counters() -> dict[str, int]:
+def compile_counters() -> Compilation:
     """Dynamo's and Inductor's process-wide running totals of compiled graphs, graph breaks and CUDA-graph skips
-    (empty where unavailable)."""
+    (unknown where unavailable).
+
+    The one private torch API trainperf reads: ``torch._dynamo.utils.counters`` is where torch keeps these
+    totals, and no public API reports them (``torch._dynamo.explain`` compiles again, which would add the very
+    graphs it counts). Any failure to read them gives unknown counts, and a compiled case then skips its
+    recompilation check rather than failing."""
     try:
         from torch._dynamo.utils import counters
     except Exception:
-        return {}
-    return {
-        "graphs": int(counters["stats"].get("unique_graphs", 0)),
-        "graph_breaks": int(sum(counters["graph_break"].values())),
+        return Compilation()
+    return Compilation(
+        graphs=int(counters["stats"].get("unique_graphs", 0)),
+        graph_breaks=int(sum(counters["graph_break"].values())),
         # Inductor skips CUDA graphs (mutated inputs, CPU tensors, dynamic shapes...) with only a log line.
-        "cudagraph_skips": int(counters["inductor"].get("cudagraph_skips", 0)),
-    }
+        cudagraph_skips=int(counters["inductor"].get("cudagraph_skips", 0)),
+    )

@@ -34,6 +34,10 @@ UNCONFIRMED = "not confirmed — a fresh run agrees with the baseline"
 NEW = "new — no baseline"
 MISSING = "missing — in baseline but not run"
 CONTENDED = "no verdict — machine busy"  # looked regressed, but measured while other work took the machine
+SLOWER_MACHINE = "no verdict — machine slower"  # a drop the machine's own slowdown (its speed probe) explains
+# How far the speed probe may fall below its recorded speed before the machine counts as slower: well above the
+# probe's own run-to-run spread on a quiet machine.
+MACHINE_NOISE = 0.10
 
 DEFAULT_TOLERANCE = 0.05
 # Per benchmark, before confirmation. After it, a clean benchmark with 6% between-run noise and 5 reference runs
@@ -79,6 +83,7 @@ class Comparison:
     confirmation: float | None = None  # change of the confirming fresh run
     against: str = "baseline"
     busy: float | None = None  # share of the machine's CPU other work took while the deciding run measured
+    machine_change: float | None = None  # the speed probe now against its recorded speed, -0.2 = 20% slower
 
     @property
     def failed(self) -> bool:
@@ -108,6 +113,11 @@ class Comparison:
             text += (
                 f"; other work took {self.busy:.0%} of the machine's CPU while it was measured, so the drop may be "
                 f"the neighbours' (run it again on a quiet machine, or use trainperf ab)"
+            )
+        if self.machine_change is not None:
+            text += (
+                f"; the machine itself ran {-self.machine_change:.0%} slower than when the baseline was recorded "
+                f"(speed probe), which explains this drop (run it again later, or use trainperf ab)"
             )
         if self.underpowered:
             text += (
@@ -298,6 +308,19 @@ def on_busy_machine(row: Comparison, busy: float) -> Comparison:
     """A regression measured while other work took ``busy`` of the machine: no verdict either way. Slowing a
     CPU-bound run is what contention does, so such a drop is not evidence against the code; nor is it a pass."""
     return replace(row, verdict=CONTENDED, busy=busy) if row.failed else row
+
+
+def on_slower_machine(row: Comparison, machine_change: float, noise: float = MACHINE_NOISE) -> Comparison:
+    """A regression measured while the machine itself ran ``machine_change`` slower than at recording (its speed
+    probe): no verdict when that slowdown explains the drop, i.e. the drop net of it no longer crosses the
+    threshold. A drop beyond the machine's own stays REGRESSED; a machine within ``noise`` of its speed changes
+    nothing."""
+    if not row.failed or machine_change >= -noise or row.change is None or row.threshold is None:
+        return row
+    net = (1 + row.change) / (1 + machine_change) - 1
+    if -net > row.threshold:
+        return row
+    return replace(row, verdict=SLOWER_MACHINE, machine_change=machine_change)
 
 
 def paired(

@@ -1,5 +1,5 @@
-"""``trainperf report --plot``: PNG charts of saved runs, one set per machine. matplotlib is imported only when
-charts are drawn."""
+"""``trainperf report --plot``: PNG charts of saved runs, one set per machine. matplotlib and pandas are imported
+only when charts are drawn."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from trainperf.baseline import Baseline
-from trainperf.report import Machine, ReportError, missing, training_frame, when_text
+from trainperf.report.load import Machine, ReportError
+from trainperf.report.render import when_text
+from trainperf.results import K
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def safe_name(text: str) -> str:
@@ -40,11 +43,11 @@ def history(machine: Machine) -> dict[str, list[Point]]:
     out: dict[str, list[Point]] = {}
     for index, run in enumerate(machine.runs):
         for b in run.benchmarks:
-            value = b.extra.get("img_per_s")
-            if value is None:
+            rates = b.record.rates
+            if rates is None:
                 continue
-            rounds = b.extra.get("img_per_s_rounds") or [value]
-            out.setdefault(b.name, []).append(Point(index, run.when, value, min(rounds), max(rounds)))
+            rounds = rates.img_per_s_rounds or (rates.img_per_s,)
+            out.setdefault(b.name, []).append(Point(index, run.when, rates.img_per_s, min(rounds), max(rounds)))
     return out
 
 
@@ -62,6 +65,8 @@ def write_plots(machines: Sequence[Machine], directory: Path, baseline: Baseline
         from matplotlib.backends.backend_agg import FigureCanvasAgg
     except ImportError as exc:
         raise ReportError(directory, f"charts need matplotlib (pip install matplotlib): {exc}") from exc
+    from trainperf.report.tables import training_frame
+
     if directory.exists() and not directory.is_dir():
         raise ReportError(directory, "not a directory")
     written: list[Path] = []
@@ -117,17 +122,19 @@ def _history_figure(machine: Machine, name: str, points: list[Point], baseline: 
 def _latest_figure(machine: Machine, table: pd.DataFrame) -> Any:
     from matplotlib.figure import Figure
 
+    from trainperf.report.tables import missing
+
     rows = len(table)
     fig = Figure(figsize=(10, 1.6 + 0.55 * rows), dpi=100)
     fig.subplots_adjust(left=0.42, right=0.95, top=1 - 0.7 / (1.6 + 0.55 * rows), bottom=0.5 / (1.6 + 0.55 * rows))
     ax = fig.add_subplot()
     positions = list(range(rows))
-    for offset, column, label in ((-0.2, "img_per_s", "step img/s"), (0.2, "epoch_img_per_s", "epoch img/s")):
+    for offset, column, label in ((-0.2, K.img_per_s, "step img/s"), (0.2, "epoch_img_per_s", "epoch img/s")):
         shown = [(p, v) for p, v in zip(positions, table[column], strict=True) if not missing(v)]
         if shown:
             bars = ax.barh([p + offset for p, _ in shown], [v for _, v in shown], height=0.4, label=label)
             ax.bar_label(bars, fmt="{:,.0f}", fontsize=7, padding=2)
-    ax.set_yticks(positions, list(table["case_id"]), fontsize=7)
+    ax.set_yticks(positions, list(table[K.case_id]), fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("img/s")
     ax.margins(x=0.15)
