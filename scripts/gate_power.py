@@ -3,7 +3,7 @@ two-level noise (trainperf.power): against a stored baseline with and without co
 
     python scripts/gate_power.py [--process-cv 0.05] [--session-cv 0.05] [--reference-runs 3] [--pairs 4]
 
-Defaults are what this project measured on its 2-core shared VM (README, "What the gate can and cannot detect").
+Defaults are what this project measured on its 2-core shared VM (docs/gate.md, "What the gate can and cannot detect").
 The "no change" column is the false-alarm rate; every other column is the detection rate.
 """
 

@@ -87,6 +87,15 @@ class Current:
     record: Result | None  # the whole result (None in plain-value tests)
     nodeid: str = ""
 
+    @classmethod
+    def of(cls, name: str, record: Result, tolerance: float | None, nodeid: str = "") -> Current | None:
+        """A result as the gate sees it; None for a kind without throughput (compile time)."""
+        rates = record.rates
+        if rates is None:
+            return None
+        spread = rates.img_per_s_spread or 0.0
+        return cls(name, rates.img_per_s_rounds, rates.img_per_s, spread, tolerance, record, nodeid)
+
 
 @dataclass
 class Outcome:

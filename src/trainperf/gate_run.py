@@ -38,12 +38,13 @@ class ChildContext:
 
 
 def _as_current(run: SavedRun, like: dict[str, gate.Current]) -> dict[str, gate.Current]:
+    """A fresh process's results as the gate sees them, with the tolerance markers of this run's."""
     out = {}
     for name, result in run.results.items():
         model = like.get(name)
-        tolerance = model.tolerance if model else None
-        spread = result.spread if result.spread is not None else 0.0
-        out[name] = gate.Current(name, result.samples, result.img_per_s, spread, tolerance, result.record)
+        current = gate.Current.of(name, result.record, model.tolerance if model else None)
+        if current is not None:
+            out[name] = current
     return out
 
 
@@ -60,11 +61,10 @@ def finish(
     if settings.update_baselines:
         return _record(state, settings, results, session_failed, child, main_run_s, say)
     rows = gate.judge(state, settings, results)
-    suspects = gate.suspects(rows)
     notes: list[str] = []
     deciding = {r.name: r for r in results}
-    if suspects and settings.confirm:
-        rows, deciding = _confirm(state, settings, results, suspects, child, say, notes)
+    if gate.suspects(rows) and settings.confirm:
+        rows, deciding = _confirm(state, settings, results, rows, child, say, notes)
     rows = gate.mark_busy(rows, gate.busy(rows, deciding, settings.busy_limit))
     if gate.suspects(rows):  # still regressed on a quiet machine: is the machine itself slower than at recording?
         rows = gate.mark_slower_machine(state, rows, gate.machine_change(state, machine_speed.probe()))
@@ -75,7 +75,7 @@ def _confirm(
     state: gate.GateState,
     settings: Settings,
     results: list[gate.Current],
-    suspects: list[str],
+    rows: list[Comparison],
     child: ChildContext,
     say: Callable[[str], None],
     notes: list[str],
@@ -87,7 +87,7 @@ def _confirm(
     by_name = {r.name: r for r in results}
     deadline = time.monotonic() + settings.confirm_timeout_s
     measured: dict[str, gate.Current] = {}
-    rows = gate.judge(state, settings, results)
+    suspects = gate.suspects(rows)
     say(
         f"trainperf: {len(suspects)} benchmark(s) look regressed; measuring them again in a fresh process "
         f"(--trainperf-confirm off skips this): {', '.join(suspects)}"
@@ -113,9 +113,11 @@ def _confirm(
             f"({max(loads.values(), key=lambda x: x.busy).describe()}); waiting for it to quiet down"
         )
         quiet = machine_load.wait_until_quiet(settings.busy_limit, deadline - fresh.seconds)
-        if quiet is None or quiet.busy > settings.busy_limit or time.monotonic() + fresh.seconds > deadline:
-            state_now = "no quiet moment came" if quiet is None or quiet.busy > settings.busy_limit else "no time"
-            notes.append(f"confirmation: {state_now} within --trainperf-confirm-timeout-s to measure again")
+        if quiet is None or quiet.busy > settings.busy_limit:
+            notes.append("confirmation: no quiet moment came within --trainperf-confirm-timeout-s to measure again")
+            break
+        if time.monotonic() + fresh.seconds > deadline:
+            notes.append("confirmation: no time within --trainperf-confirm-timeout-s to measure again")
             break
     return rows, {**by_name, **measured}
 

@@ -51,19 +51,8 @@ def _elapsed(state: PluginState) -> float:
 def _current(state: PluginState) -> list[Any]:
     from trainperf.gate import Current
 
-    return [
-        Current(
-            r.name,
-            rates.img_per_s_rounds,
-            rates.img_per_s,
-            rates.img_per_s_spread or 0.0,
-            r.tolerance,
-            r.record,
-            r.nodeid,
-        )
-        for r in state.results
-        if (rates := r.record.rates) is not None
-    ]
+    found = (Current.of(r.name, r.record, r.tolerance, r.nodeid) for r in state.results)
+    return [c for c in found if c is not None]
 
 
 def _child(config: pytest.Config) -> Any:
