@@ -1,5 +1,5 @@
 """What the gate can detect on a shared runner: share of runs failed (REGRESSED) by true drop, simulated with
-two-level noise (trainperf.power): against a stored baseline with and without confirmation, and interleaved A/B.
+two-level noise (trainperf.gate.power): against a stored baseline with and without confirmation, and interleaved A/B.
 
     python scripts/gate_power.py [--process-cv 0.05] [--session-cv 0.05] [--reference-runs 3] [--pairs 4]
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from trainperf.power import Machine, ab_rates, stored_rates
-from trainperf.verdict import DEFAULT_TOLERANCE
+from trainperf.gate.power import Machine, ab_rates, stored_rates
+from trainperf.gate.verdict import DEFAULT_TOLERANCE
 
 DROPS = (0.0, 0.05, 0.10, 0.15, 0.20, 0.30)
 

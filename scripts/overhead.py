@@ -18,13 +18,14 @@ import time
 
 import torch
 
-from trainperf import measure
-from trainperf.cases import Case
-from trainperf.environment import apply_backend_flags
-from trainperf.models import build_model
-from trainperf.runner import make_sampler, skip_reason
+from trainperf.machine.environment import apply_backend_flags
+from trainperf.measurement import measure
+from trainperf.measurement.cases import Case
+from trainperf.measurement.models import build_model
+from trainperf.measurement.runnable import skip_reason
+from trainperf.measurement.training import build_trainer, synchronize
+from trainperf.pytest_edge.runner import make_sampler
 from trainperf.settings import Settings
-from trainperf.training import build_trainer, synchronize
 
 
 class Pedantic:

@@ -18,7 +18,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _trainperf_slowdown(monkeypatch: pytest.MonkeyPatch) -> None:
-    from trainperf import training
+    from trainperf.measurement import training
 
     share = float(os.environ.get("TRAINPERF_SLOWDOWN", "0.10"))
     step = training.Trainer.step

@@ -102,8 +102,8 @@ if baseline:
     print()
     print(f"smallest detectable drop per benchmark against {baseline.name} (80% of single runs):")
     doc = json.loads(baseline.read_text())
-    from trainperf import baseline as bl
-    from trainperf.baseline_commands import show_lines
+    from trainperf.gate import baseline as bl
+    from trainperf.gate.baseline_commands import show_lines
 
     for line in show_lines(bl.load(baseline)):
         print("    " + line)

@@ -15,14 +15,14 @@ import torchvision  # noqa: F401
 
 # The same goes for trainperf's lazily imported modules: a module re-imported after a restore would give two
 # copies of its exception classes.
-import trainperf.compile_time
-import trainperf.data
-import trainperf.distributed
-import trainperf.environment
-import trainperf.measure
-import trainperf.models
-import trainperf.telemetry
-import trainperf.training  # noqa: F401
+import trainperf.distributed.launch
+import trainperf.machine.environment
+import trainperf.measurement.compile_time
+import trainperf.measurement.data
+import trainperf.measurement.measure
+import trainperf.measurement.models
+import trainperf.measurement.training
+import trainperf.telemetry  # noqa: F401
 
 PERF_DIR = Path(__file__).parent.parent / "perf"
 

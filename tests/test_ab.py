@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from conftest import PERF_DIR, TINY_MODEL, TINY_OPTIONS
-from trainperf import ab, cli
-from trainperf import verdict_report as vr
-from trainperf.runs import SavedRun, parse_run
-from trainperf.verdict import OK, REGRESSED, compare
+from trainperf import cli
+from trainperf.gate import ab
+from trainperf.gate import verdict_report as vr
+from trainperf.gate.runs import SavedRun, parse_run
+from trainperf.gate.verdict import OK, REGRESSED, compare
 
 STEP = "test_train_step[cpu-eager-fp32-contiguous-resnet18-b128-foreach]"
 LOADER = "test_dataloader[cpu-w0-nopin]"
@@ -236,7 +237,7 @@ fastest step took, so another process's time slice is not doubled too)."""
 
 import time
 
-from trainperf import training
+from trainperf.measurement import training
 
 _step = training.Trainer.step
 _fastest = float("inf")

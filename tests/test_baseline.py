@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from trainperf import baseline as bl
-from trainperf.machine_key import machine_key
+from trainperf.gate import baseline as bl
+from trainperf.machine.key import machine_key
 
 
 def _doc(version=2, **benchmarks):

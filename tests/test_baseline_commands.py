@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from trainperf import baseline as bl
 from trainperf import cli
+from trainperf.gate import baseline as bl
 
 STEP = "test_train_step[cpu-eager-fp32-contiguous-resnet18-b128-foreach]"
 LOADER = "test_dataloader[cpu-w0-nopin]"

@@ -10,14 +10,18 @@ from pathlib import Path
 import pytest
 
 from test_gate_logic import NAME, ROUNDS, _state
-from trainperf import baseline as bl
-from trainperf import gate, gate_run, machine_speed, results, verdict
-from trainperf import machine_load as ml
-from trainperf.fresh_run import FreshRun
-from trainperf.gate import Current
-from trainperf.runs import SavedRun, Throughput
+from trainperf import results
+from trainperf.gate import baseline as bl
+from trainperf.gate import finish as gate_run
+from trainperf.gate import judging as gate
+from trainperf.gate import verdict
+from trainperf.gate.fresh_run import FreshRun
+from trainperf.gate.judging import Current
+from trainperf.gate.runs import SavedRun, Throughput
+from trainperf.gate.verdict import CONTENDED, OK, REGRESSED, SLOWER_MACHINE, UNCONFIRMED
+from trainperf.machine import load as ml
+from trainperf.machine import speed as machine_speed
 from trainperf.settings import Settings
-from trainperf.verdict import CONTENDED, OK, REGRESSED, SLOWER_MACHINE, UNCONFIRMED
 
 QUIET = {"others": 0.01, "steal": 0.0, "seconds": 30.0}
 BUSY = {"others": 0.4, "steal": 0.05, "seconds": 30.0}
@@ -26,13 +30,13 @@ BUSY = {"others": 0.4, "steal": 0.05, "seconds": 30.0}
 def _record(factor: float, load: dict | None) -> results.TrainStep:
     """A train-step result measured while other work took ``load`` of the machine."""
     identity = results.Identity(case_id=NAME.split("[")[1].rstrip("]"), machine_load=ml.MachineLoad.from_dict(load))
-    rates = results.Rates(img_per_s=1000.0 * factor, img_per_s_rounds=tuple(v * factor for v in ROUNDS))
+    rounds = tuple(v * factor for v in ROUNDS)
+    rates = results.Rates(img_per_s=1000.0 * factor, img_per_s_rounds=rounds, img_per_s_spread=0.01)
     return results.TrainStep(identity=identity, throughput=rates)
 
 
 def _current(factor: float, load: dict | None) -> Current:
-    samples = tuple(v * factor for v in ROUNDS)
-    return Current(NAME, samples, 1000.0 * factor, 0.01, None, _record(factor, load), nodeid=f"perf/x::{NAME}")
+    return Current(NAME, _record(factor, load), nodeid=f"perf/x::{NAME}")
 
 
 class FakeChild:
@@ -45,7 +49,7 @@ class FakeChild:
     def measure(self, nodeids: list[str], timeout_s: float) -> FreshRun:
         self.calls.append(nodeids)
         factor, load = self.runs.pop(0)
-        result = Throughput(1000.0 * factor, tuple(v * factor for v in ROUNDS), 0.01, _record(factor, load))
+        result = Throughput(_record(factor, load))
         return FreshRun(SavedRun("child", "k", {}, None, None, {NAME: result}), None, 40.0)
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainperf import cases
-from trainperf.cases import Case, LoaderCase, build_matrix, compile_matrix, loader_matrix
+from trainperf.measurement import cases
+from trainperf.measurement.cases import Case, LoaderCase, build_matrix, compile_matrix, loader_matrix
 
 
 def test_ids_are_readable_and_stable():

@@ -1,4 +1,4 @@
-"""Tests for trainperf.data: synthetic and on-disk CIFAR-10, the DataLoader factory, the device loader."""
+"""Tests for trainperf.measurement.data: synthetic and on-disk CIFAR-10, the DataLoader factory, the device loader."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-import trainperf.data as data_mod
+import trainperf.measurement.data as data_mod
 from cifar_files import CLASSES, write_cifar10
-from trainperf.data import (
+from trainperf.measurement.data import (
     CIFAR10_MEAN,
     CIFAR10_STD,
     DataError,
@@ -169,7 +169,7 @@ def test_importing_the_directory_check_loads_no_numpy_or_torch() -> None:
     # The plugin imports this module while pytest configures, for check_cifar10_dir.
     src = str(pathlib.Path(data_mod.__file__).parents[1])
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import trainperf.datadir as d\n"
+        "import sys; sys.path.insert(0, sys.argv[1]); import trainperf.measurement.datadir as d\n"
         "d.check_cifar10_dir; d.DataError\n"
         "heavy = sorted({'numpy', 'torch', 'torchvision', 'PIL'} & set(sys.modules))\n"
         "assert not heavy, heavy\n"
@@ -287,7 +287,7 @@ def test_the_content_check_counts_the_training_images(cifar_root: pathlib.Path) 
 
 def test_the_content_check_reads_unchanged_files_once(cifar_root: pathlib.Path, monkeypatch) -> None:
     # The plugin checks at collection and the dataset fixture again when it loads: the real set is 180 MB.
-    import trainperf.datadir as datadir
+    import trainperf.measurement.datadir as datadir
 
     reads: list[str] = []
     real_unpickle = datadir.unpickle

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from trainperf import child_process, distributed, results
-from trainperf.baseline import parse
-from trainperf.cases import Case, DistributedCase, distributed_matrix, is_benchmark_param_id
-from trainperf.distributed import DistributedError, LaunchConfig
+from trainperf import child_process, results
+from trainperf.distributed import launch as distributed
+from trainperf.distributed.launch import DistributedError, LaunchConfig
+from trainperf.gate.baseline import parse
+from trainperf.measurement.cases import Case, DistributedCase, distributed_matrix, is_benchmark_param_id
 
 TINY = Case("cpu", "eager", "fp32", "contiguous", "ddp_models:tiny", 8, "foreach")
 CONFIG = LaunchConfig(
@@ -51,14 +52,14 @@ def _with(model: str) -> Case:
 
 
 def _workers_alive() -> list[str]:
-    """Processes of any launch: torchrun and its ranks (their command lines name trainperf.ddp_worker)."""
+    """Processes of any launch: torchrun and its ranks (their command lines name trainperf.distributed.worker)."""
     alive = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             text = cmdline.read_bytes()
         except OSError:
             continue
-        if b"trainperf.ddp_worker" in text:
+        if b"trainperf.distributed.worker" in text:
             alive.append(cmdline.parent.name)
     return alive
 
@@ -144,7 +145,7 @@ def test_scaling_efficiency_is_relative_to_the_smallest_world_size():
 def test_torchrun_command_standalone_or_rendezvous():
     one = distributed.torchrun_command(DistributedCase(TINY, 2), CONFIG, "{}")
     assert one[1:4] == ["-m", "torch.distributed.run", "--max-restarts"] and "--standalone" in one
-    assert one[-5:] == ["--nproc-per-node", "2", "-m", "trainperf.ddp_worker", "{}"]
+    assert one[-5:] == ["--nproc-per-node", "2", "-m", "trainperf.distributed.worker", "{}"]
     config = LaunchConfig(**{**CONFIG.__dict__, "rdzv_endpoint": "node0:29500", "rdzv_id": "job7"})
     multi = distributed.torchrun_command(DistributedCase(TINY, 4, nnodes=2), config, "{}")
     assert "--standalone" not in multi
@@ -214,7 +215,7 @@ def test_a_rank_failing_its_checks_alone_fails_the_others_at_once():
     message = str(info.value)
     assert "timed out" not in message
     assert "rank1 failed first" in message and "loss did not go down" in message
-    assert f"rank0 also failed: trainperf.measure.MeasurementError: {distributed.PEER_FAILED}" in message
+    assert f"rank0 also failed: trainperf.measurement.measure.MeasurementError: {distributed.PEER_FAILED}" in message
 
 
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="finding the ranks of a launch needs /proc")
@@ -222,8 +223,8 @@ def test_killing_pytest_takes_the_launch_down(tmp_path):
     script = f"""
 import sys
 sys.path[:0] = {[str(Path(__file__).parent)]!r}
-from trainperf import distributed
-from trainperf.cases import Case, DistributedCase
+from trainperf.distributed import launch as distributed
+from trainperf.measurement.cases import Case, DistributedCase
 config = distributed.LaunchConfig(**{{**{CONFIG.__dict__!r}, "timeout_s": 600}})
 distributed.launch(DistributedCase(Case("cpu", "eager", "fp32", "contiguous", "ddp_models:hang_on_rank1", 8,
                                         "foreach"), 2), config)
@@ -341,8 +342,8 @@ def test_suite_skips_world_sizes_beyond_this_node(ddp_suite):
 
 
 def test_distributed_benchmarks_are_gated_like_the_others(ddp_suite):
-    from trainperf.environment import environment_info
-    from trainperf.machine_key import machine_key
+    from trainperf.machine.environment import environment_info
+    from trainperf.machine.key import machine_key
 
     (ddp_suite.pytester.path / "baselines").mkdir()
     chosen = (*DDP_OPTIONS, "-m", "distributed and cpu")

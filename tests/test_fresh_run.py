@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainperf.fresh_run import child_arguments, command
+from trainperf.gate.fresh_run import child_arguments, command
 
 VALUED = {"--trainperf-tolerance", "--trainperf-rounds", "--trainperf-model", "--trainperf-baseline-dir"}
 

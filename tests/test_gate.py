@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from trainperf.environment import environment_info
-from trainperf.machine_key import machine_key
+from trainperf.machine.environment import environment_info
+from trainperf.machine.key import machine_key
 
 STEP = "test_train_step[cpu-eager-fp32-contiguous-tinymodel.tiny-b32-foreach]"
 # Ten windows of 30 steps: enough rounds for the test, short enough for a unit-test budget.
@@ -137,7 +137,7 @@ def test_a_regression_the_fresh_run_does_not_see_is_not_a_failure(gated, key):
 import os
 import time
 
-from trainperf import training
+from trainperf.measurement import training
 
 
 @pytest.fixture(autouse=True)

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from trainperf import baseline as bl
-from trainperf import gate
-from trainperf.gate import Current, GateState, Reference, decide, judge, recorded, suspects, tolerance_for
+from trainperf import results
+from trainperf.gate import baseline as bl
+from trainperf.gate import judging as gate
+from trainperf.gate.judging import Current, GateState, Reference, decide, judge, recorded, suspects, tolerance_for
+from trainperf.gate.verdict import INCONCLUSIVE, MISSING, NEW, OK, REGRESSED, UNCONFIRMED
 from trainperf.settings import Settings
-from trainperf.verdict import INCONCLUSIVE, MISSING, NEW, OK, REGRESSED, UNCONFIRMED
 
 NAME = "test_train_step[cpu-eager-fp32-contiguous-resnet18-b128-foreach]"
 OTHER = "test_dataloader[cpu-w0-nopin]"
@@ -21,7 +22,9 @@ ROUNDS = (990.0, 995.0, 1000.0, 1005.0, 1010.0)
 
 
 def _current(factor: float, tolerance: float | None = None, name: str = NAME) -> Current:
-    return Current(name, tuple(v * factor for v in ROUNDS), 1000.0 * factor, 0.01, tolerance, None)
+    rounds = tuple(v * factor for v in ROUNDS)
+    rates = results.Rates(img_per_s=1000.0 * factor, img_per_s_rounds=rounds, img_per_s_spread=0.01)
+    return Current(name, results.TrainStep(identity=results.Identity(case_id=name), throughput=rates), tolerance)
 
 
 def _entry(tolerance: float | None = None, runs: tuple[float, ...] = RUNS) -> bl.Entry:

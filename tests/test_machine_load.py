@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trainperf import machine_load as ml
-from trainperf.machine_load import CpuTimes, MachineLoad
+from trainperf.machine import load as ml
+from trainperf.machine.load import CpuTimes, MachineLoad
 
 
 def _proc(root: Path, machine: list[int], processes: dict[int, tuple[str, int, int]]) -> Path:

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from trainperf import measure, training
-from trainperf.cases import Case
+from trainperf.measurement import measure, training
+from trainperf.measurement.cases import Case
+from trainperf.measurement.training import build_trainer, compile_counters
 from trainperf.telemetry import Sampler
-from trainperf.training import build_trainer, compile_counters
 
 
 class FakeBenchmark:

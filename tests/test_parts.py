@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from trainperf import environment
-from trainperf.cases import Case
-from trainperf.compile_time import CompileProbeError, cold_and_warm
-from trainperf.models import build_model
+from trainperf.machine import environment
+from trainperf.measurement.cases import Case
+from trainperf.measurement.compile_time import CompileProbeError, cold_and_warm
+from trainperf.measurement.models import build_model
 from trainperf.settings import OPTIONS
 
 
@@ -105,7 +105,7 @@ def test_compile_probe_of_a_case_that_compiled_nothing_fails(monkeypatch):
 
 
 def test_training_flops_and_peaks():
-    from trainperf.mfu import math_mode, peak_flops, training_flops
+    from trainperf.measurement.mfu import math_mode, peak_flops, training_flops
 
     # forward 2*B*in*out; backward only the weight gradient (the input needs none): twice that in all
     assert training_flops(nn.Sequential(nn.Flatten(), nn.Linear(3072, 10)), 32) == 2 * (2 * 32 * 3072 * 10)
@@ -121,7 +121,7 @@ def test_training_flops_and_peaks():
 
 
 def test_a_small_models_throughput_is_not_rounded_to_zero():
-    from trainperf.mfu import utilisation
+    from trainperf.measurement.mfu import utilisation
 
     tiny = nn.Sequential(nn.Flatten(), nn.Linear(3072, 10))
     case = Case("cpu", "eager", "fp32", "contiguous", "tiny", 32, "foreach")
@@ -132,7 +132,7 @@ def test_a_small_models_throughput_is_not_rounded_to_zero():
 
 
 def test_busy_gpu_reasons():
-    from trainperf.preflight import busy_reasons
+    from trainperf.machine.preflight import busy_reasons
 
     assert busy_reasons({"other_processes": [], "gpu_util_pct": 0, "mem_used_mib": 500.0}) == []
     assert busy_reasons({"other_processes": None, "gpu_util_pct": None, "mem_used_mib": None}) == []
@@ -153,7 +153,7 @@ def test_environment_and_header_on_a_cuda_machine(monkeypatch):
     from types import SimpleNamespace
 
     from trainperf import telemetry
-    from trainperf.machine_key import machine_key
+    from trainperf.machine.key import machine_key
 
     props = SimpleNamespace(name="NVIDIA H200", major=9, minor=0, total_memory=143771 * 2**20)
     identity = SimpleNamespace(uuid="GPU-1234", driver_version="580.95", cuda_driver_version="13.0")
@@ -181,7 +181,7 @@ def test_environment_and_header_on_a_cuda_machine(monkeypatch):
 def test_fp16_steps_go_through_the_grad_scaler(monkeypatch):
     # fp16 runs on CUDA only; its step wiring (scale the loss, step and update through the scaler) is checked
     # here with a recording scaler and CPU autocast.
-    from trainperf.training import build_trainer
+    from trainperf.measurement.training import build_trainer
 
     calls = []
 

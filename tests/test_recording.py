@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from trainperf import baseline as bl
-from trainperf import recording
-from trainperf.recording import DONE, MORE, REFUSE, Plan, RunOf, entries, loose, next_step
+from trainperf.gate import baseline as bl
+from trainperf.gate import recording
+from trainperf.gate.recording import DONE, MORE, REFUSE, Plan, RunOf, entries, loose, next_step
 
 A = "test_train_step[cpu-eager-fp32-contiguous-resnet18-b128-foreach]"
 B = "test_dataloader[cpu-w0-nopin]"
@@ -74,7 +74,7 @@ def test_three_agreeing_runs_are_not_enough_at_5_percent():
 def _threshold_text(runs, name: str = A) -> str:
     from scipy.stats import t
 
-    from trainperf.verdict import DEFAULT_ALPHA, run_noise
+    from trainperf.gate.verdict import DEFAULT_ALPHA, run_noise
 
     # The threshold of one later run: t(1 - alpha, dof) * sigma * sqrt(1/n + 1), n reference runs (means).
     noise = run_noise([r[name].img_per_s for r in runs], runs[-1][name].samples)

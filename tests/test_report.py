@@ -17,10 +17,10 @@ import pytest
 
 from trainperf import cli
 from trainperf import report as rp
-from trainperf.baseline import load as load_baseline
+from trainperf.gate.baseline import load as load_baseline
+from trainperf.pytest_edge.runner import Finished
 from trainperf.report import charts, summary, tables
 from trainperf.results import Result, from_extra_info
-from trainperf.runner import Finished
 
 DATA = Path(__file__).parent / "data" / "report"
 EXPECTED = DATA / "expected"

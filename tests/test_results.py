@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from trainperf import results as r
-from trainperf.machine_load import MachineLoad
+from trainperf.machine.load import MachineLoad
 
 DATA = Path(__file__).parent / "data" / "report"
 IDENTITY = r.Identity(case_id="cpu-x", config={"model": "m"}, machine_load=MachineLoad(0.1, 0.0, 3.0))

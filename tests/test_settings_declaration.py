@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from trainperf.pytest_options import settings_from_config
+from trainperf.pytest_edge.options import settings_from_config
 from trainperf.settings import OPTIONS, Settings
 
 ENV_NAMES = [o.env for o in OPTIONS if o.env]
@@ -27,7 +27,8 @@ def test_every_option_is_a_settings_field_with_the_same_default():
 
 def test_importing_settings_imports_neither_pytest_nor_torch():
     code = (
-        "import sys, trainperf.settings, trainperf.gate, trainperf.gate_run, trainperf.batch_fit\n"
+        "import sys, trainperf.settings, trainperf.gate.judging, trainperf.gate.finish\n"
+        "import trainperf.measurement.batch_fit\n"
         "print(sorted(m for m in ('pytest', '_pytest', 'torch') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

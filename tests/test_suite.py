@@ -429,11 +429,11 @@ def test_no_compile_support_skips_compiled_cases(perf_suite):
     perf_suite.pytester.makeconftest(
         """
         import pytest
-        import trainperf.environment
+        import trainperf.machine.environment
 
         @pytest.fixture(autouse=True)
         def no_compiler(monkeypatch):
-            monkeypatch.setattr(trainperf.environment, "compile_unsupported_reason",
+            monkeypatch.setattr(trainperf.machine.environment, "compile_unsupported_reason",
                                 lambda device: "torch.compile is not supported on this platform (test)")
         """
     )

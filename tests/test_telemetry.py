@@ -650,7 +650,7 @@ def test_as_extra_info_is_flat_rounded_and_json_safe() -> None:
         gpu_util_pct_mean=96.6666,
         mem_util_pct=None,
         gpu_mem_used_mib=40960.123,
-        sm_clock_mhz=1972.6,
+        sm_clock_mhz=1973.0,  # whole MHz: summarize rounds clocks
         power_w=612.345,
         temperature_c=71.0,
         throttled=True,

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from trainperf.verdict import (
+from trainperf.gate.verdict import (
     DEFAULT_ALPHA,
     DEFAULT_RUN_NOISE,
     FASTER,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from trainperf import verdict_report as vr
-from trainperf.verdict import MISSING, NEW, REGRESSED, UNCONFIRMED, Comparison, compare, confirm, paired
+from trainperf.gate import verdict_report as vr
+from trainperf.gate.verdict import MISSING, NEW, REGRESSED, UNCONFIRMED, Comparison, compare, confirm, paired
 
 NAME = "test_train_step[cpu-eager-fp32-contiguous-resnet18-b128-foreach]"
 # Six agreeing runs: the tolerance sets the threshold (five would leave 5.1% at alpha 0.02).

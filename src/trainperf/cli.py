@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainperf import __version__
-from trainperf import baseline_commands as bc
 from trainperf import report as rp
-from trainperf import verdict_report as vr
-from trainperf.baseline import DEFAULT_KEEP_RUNS, BaselineError, load
+from trainperf.gate import baseline_commands as bc
+from trainperf.gate import verdict_report as vr
+from trainperf.gate.baseline import DEFAULT_KEEP_RUNS, BaselineError, load
+from trainperf.gate.verdict import AB_ALPHA, DEFAULT_ALPHA, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE
 from trainperf.report import charts
-from trainperf.verdict import AB_ALPHA, DEFAULT_ALPHA, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE
 
 
 def _fraction(text: str) -> float:
@@ -167,7 +167,7 @@ def report(args: argparse.Namespace) -> int:
 
 
 def ab(args: argparse.Namespace) -> int:
-    from trainperf import ab as abm
+    from trainperf.gate import ab as abm
 
     sides = (
         abm.Side("A", args.a_rev, args.a_python, tuple(shlex.split(args.a_args))),

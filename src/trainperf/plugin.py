@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from trainperf.fixtures import (  # noqa: F401  (fixtures are found by name on the plugin module)
+from trainperf.pytest_edge.fixtures import (  # noqa: F401  (fixtures are found by name on the plugin module)
     trainperf_case,
     trainperf_compile_case,
     trainperf_dataset,
@@ -24,9 +24,9 @@ from trainperf.fixtures import (  # noqa: F401  (fixtures are found by name on t
     trainperf_settings,
     trainperf_trainer,
 )
-from trainperf.parametrize import CASE_FIXTURES, params, uses_trainperf
-from trainperf.plugin_state import state_of
-from trainperf.pytest_options import add_options
+from trainperf.pytest_edge.options import add_options
+from trainperf.pytest_edge.parametrize import CASE_FIXTURES, params, uses_trainperf
+from trainperf.pytest_edge.state import state_of
 
 MARKERS = {
     "cpu": "a trainperf case that runs on the CPU",
@@ -67,7 +67,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    from trainperf.session_start import start
+    from trainperf.pytest_edge.session_start import start
 
     start(session.config, [i for i in session.items if uses_trainperf(i)])
 
@@ -89,19 +89,19 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     if state_of(config).active is False:
         return
     from trainperf import __version__
-    from trainperf.environment import environment_info
+    from trainperf.machine.environment import environment_info
 
     machine_info["trainperf"] = {"version": __version__, **environment_info()}
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    from trainperf.session_finish import finish
+    from trainperf.pytest_edge.session_finish import finish
 
     finish(session)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    from trainperf.session_finish import summary
+    from trainperf.pytest_edge.session_finish import summary
 
     summary(terminalreporter, config)
 
@@ -109,6 +109,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
     """Scaling efficiency is a property of the run: computed once every world size has run, as it is saved."""
-    from trainperf.runs import add_scaling
+    from trainperf.gate.runs import add_scaling
 
     add_scaling(output_json.get("benchmarks", []))

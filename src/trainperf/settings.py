@@ -2,7 +2,7 @@
 
 Each field's ``_option(...)`` (or a shorthand for a common kind: ``_switch``, ``_count``, ``_seconds``, ...) names
 the metavar, help text, what a value must look like, its parser and its default as the string the help shows; the
-field's default is that string parsed.  ``OPTIONS`` lists them for the pytest edge (``trainperf.pytest_options``),
+field's default is that string parsed.  ``OPTIONS`` lists them for the pytest edge (``trainperf.pytest_edge.options``),
 which turns them into ``--trainperf-*`` flags and ``trainperf_*`` ini keys.  Pure: no pytest, no torch, so the gate
 and other pure modules can import it.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from trainperf import cases
+from trainperf.measurement import cases
 
 
 def _at_least(low: int) -> Callable[[str], int]:
@@ -176,7 +176,7 @@ def _axis(help: str, choices: Sequence[str]) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
-    """The parsed --trainperf-* options (built by ``trainperf.pytest_options``, or directly with keywords)."""
+    """The parsed --trainperf-* options (built by ``trainperf.pytest_edge.options``, or directly with keywords)."""
 
     matrix: str = _option(
         "NAME",

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainperf.baseline import Baseline
+from trainperf.gate.baseline import Baseline
 from trainperf.report.load import Machine, ReportError
 from trainperf.report.render import when_text
 from trainperf.results import K

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from trainperf.gate.runs import RunError, read_document
 from trainperf.results import K, Result, ResultError, from_extra_info, with_scaling
-from trainperf.runs import RunError, read_document
 
 
 class ReportError(Exception):
@@ -121,7 +121,7 @@ def parse_run(doc: Any, path: Path) -> Run:
 
 def load_run(path: Path) -> Run:
     """Read one pytest-benchmark JSON file written by this suite."""
-    from trainperf.baseline import BaselineError, read_json
+    from trainperf.gate.baseline import BaselineError, read_json
 
     try:
         doc = read_json(path, what="file or directory")

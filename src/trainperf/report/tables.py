@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from trainperf.cases import AXES
+from trainperf.measurement.cases import AXES
 from trainperf.report.load import Machine, Run
 from trainperf.results import CompileTime, DdpStep, Epoch, K, Loader, TrainStep
 

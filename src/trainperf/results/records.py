@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from trainperf.machine_load import MachineLoad
+from trainperf.machine.load import MachineLoad
 from trainperf.telemetry import TelemetrySummary
 
 RESULT_VERSION = 1

@@ -53,10 +53,13 @@ class TelemetrySummary:
             if isinstance(value, list):
                 value = list(value)
             elif isinstance(value, float):
-                # Clocks are whole MHz; everything else is noisier than a tenth.
-                value = round(value) if item.name == "sm_clock_mhz" else round(value, 1)
+                value = round(value, 1)  # noisier than a tenth; clocks are whole MHz already
             info[item.name] = value
         return info
+
+
+def _whole(value: float | None) -> float | None:
+    return None if value is None else float(round(value))
 
 
 def _median(values: list[float]) -> float | None:
@@ -103,7 +106,7 @@ def _summarise(rows: list[_Row], marks: list[int]) -> TelemetrySummary:
         gpu_util_pct_mean=float(statistics.fmean(utilization)) if utilization else None,
         mem_util_pct=_median(known(_MEM_UTIL)),
         gpu_mem_used_mib=_maximum(known(_MEM_USED)),
-        sm_clock_mhz=_median(known(_SM_CLOCK)),
+        sm_clock_mhz=_whole(_median(known(_SM_CLOCK))),
         power_w=_median(known(_POWER)),
         temperature_c=_maximum(known(_TEMP)),
         throttled=_throttle_flag(list(columns[_REASONS])),

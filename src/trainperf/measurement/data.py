@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
-from trainperf.datadir import (
+from trainperf.measurement.datadir import (
     BASE_FOLDER,
     READ_ERRORS,
     DataError,

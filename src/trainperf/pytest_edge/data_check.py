@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from trainperf.pytest_compat import own_fixture
+from trainperf.pytest_edge.compat import own_fixture
 from trainperf.settings import Settings
 
 
 def _default_fixture(item: pytest.Item, name: str) -> bool:
     """Whether ``item`` gets trainperf's own ``name`` fixture (not a conftest.py override)."""
-    return own_fixture(item, name, "trainperf.fixtures")
+    return own_fixture(item, name, "trainperf.pytest_edge.fixtures")
 
 
 def _benchmark_kind(item: pytest.Item) -> tuple[str, Any] | None:
@@ -38,8 +38,9 @@ def _benchmark_kind(item: pytest.Item) -> tuple[str, Any] | None:
 
 def _runnable_here(case: Any) -> bool:
     """Whether this machine runs ``case`` rather than skipping it (a skipped case needs no data)."""
-    from trainperf.cases import Case, DistributedCase
-    from trainperf.runner import ddp_skip_reason, skip_reason
+    from trainperf.distributed.case import skip_reason as ddp_skip_reason
+    from trainperf.measurement.cases import Case, DistributedCase
+    from trainperf.measurement.runnable import skip_reason
 
     if isinstance(case, DistributedCase):
         return ddp_skip_reason(case) is None
@@ -50,7 +51,7 @@ def check_data(items: list[pytest.Item], settings: Settings) -> None:
     """Read the CIFAR-10 files and check that every benchmark that will run finds a whole batch, before any
     runs: a corrupt file or an oversized batch must not cost minutes of compiling and launching first. Nothing
     is read when no selected benchmark that runs here uses the data."""
-    from trainperf import batch_fit
+    from trainperf.measurement import batch_fit
 
     needs = []
     for item in items:
@@ -62,7 +63,7 @@ def check_data(items: list[pytest.Item], settings: Settings) -> None:
         return
     images, source = settings.synthetic_images, f"--trainperf-synthetic-images {settings.synthetic_images}"
     if settings.data_dir is not None:
-        from trainperf.datadir import DataError, check_cifar10_contents
+        from trainperf.measurement.datadir import DataError, check_cifar10_contents
 
         try:
             images = check_cifar10_contents(settings.data_dir)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from trainperf.verdict import (
+from trainperf.gate.verdict import (
     AB_ALPHA,
     DEFAULT_ALPHA,
     DEFAULT_RUN_NOISE,

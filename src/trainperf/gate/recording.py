@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trainperf import baseline as bl
-from trainperf.verdict import DEFAULT_ALPHA, DEFAULT_RUN_NOISE, as_drop, bounds, run_noise
+from trainperf.gate import baseline as bl
+from trainperf.gate.verdict import DEFAULT_ALPHA, DEFAULT_RUN_NOISE, as_drop, bounds, run_noise
 
 MORE, DONE, REFUSE = "more", "done", "refuse"
 

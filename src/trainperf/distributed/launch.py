@@ -1,6 +1,6 @@
 """Data-parallel benchmarks: one torchrun launch per world size, its result, its failure, its cleanup.
 
-torchrun (``python -m torch.distributed.run``) starts the ranks of ``trainperf.ddp_worker``; this module
+torchrun (``python -m torch.distributed.run``) starts the ranks of ``trainperf.distributed.worker``; this module
 builds the command, waits with a deadline, and reads back what global rank 0 wrote.  A launch that fails shows
 the failing rank's error; one that outlives its deadline has every process it started killed (torchrun puts
 each worker in a session of its own, so killing torchrun's process group is not enough).
@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainperf.cases import DistributedCase
 from trainperf.child_process import Child, ChildError, alive
-from trainperf.ddp_worker import PEER_FAILED
-from trainperf.measure import MeasurementError
+from trainperf.distributed.worker import PEER_FAILED
+from trainperf.measurement.cases import DistributedCase
+from trainperf.measurement.measure import MeasurementError
 
 ERROR_TAIL_LINES = 25
 
@@ -134,7 +134,7 @@ def torchrun_command(dcase: DistributedCase, config: LaunchConfig, payload: str)
             "--rdzv-id",
             f"{config.rdzv_id}-{dcase.id}",
         ]
-    return [*command, "--nproc-per-node", str(dcase.nproc_per_node), "-m", "trainperf.ddp_worker", payload]
+    return [*command, "--nproc-per-node", str(dcase.nproc_per_node), "-m", "trainperf.distributed.worker", payload]
 
 
 def launch(dcase: DistributedCase, config: LaunchConfig, *, max_per_node: int | None = None) -> Launch:
@@ -292,4 +292,4 @@ def _is_worker(pid: int, out: Path, *, torchrun_running: bool) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"trainperf.ddp_worker" in cmdline and json.dumps(str(out)).encode() in cmdline
+    return b"trainperf.distributed.worker" in cmdline and json.dumps(str(out)).encode() in cmdline

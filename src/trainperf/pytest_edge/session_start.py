@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from trainperf.plugin_state import PluginState, state_of
-from trainperf.pytest_compat import benchmarks_timed
+from trainperf.pytest_edge.compat import benchmarks_timed
+from trainperf.pytest_edge.state import PluginState, state_of
 from trainperf.settings import Settings
 
 CHILD_ENV = "TRAINPERF_FRESH_RUN"  # fresh_run.CHILD_ENV, without importing it here
@@ -29,7 +29,7 @@ def start(config: pytest.Config, items: list[pytest.Item]) -> None:
     state.active = bool(items)
     if not items or config.option.collectonly:
         return
-    from trainperf.data_check import check_data
+    from trainperf.pytest_edge.data_check import check_data
 
     settings = state.settings
     info, flags = _environment(settings)
@@ -41,7 +41,7 @@ def start(config: pytest.Config, items: list[pytest.Item]) -> None:
 
 
 def _environment(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
-    from trainperf.environment import apply_backend_flags, environment_info
+    from trainperf.machine.environment import apply_backend_flags, environment_info
 
     # This runs outside any test, where a project's `filterwarnings = error` would turn a library's deprecation
     # notice (a torch release renaming a flag API) into a crash of the whole run: show it instead.
@@ -55,7 +55,7 @@ def _require_cuda(settings: Settings, info: dict[str, Any], items: list[pytest.I
     if not settings.require_cuda:
         return
     if not info["cuda_available"]:
-        from trainperf.environment import device_unavailable_reason
+        from trainperf.machine.environment import device_unavailable_reason
 
         _exit(f"TRAINPERF_REQUIRE_CUDA is set but {device_unavailable_reason('cuda')}")
     if not any(i.get_closest_marker("cuda") for i in items):
@@ -68,7 +68,7 @@ def _busy_gpu(settings: Settings, info: dict[str, Any], items: list[pytest.Item]
         return []
     import torch
 
-    from trainperf.preflight import check_gpu
+    from trainperf.machine.preflight import check_gpu
 
     busy = check_gpu(torch.cuda.current_device())
     if busy and settings.require_idle_gpu:
@@ -87,7 +87,7 @@ def _prepare_gate(config: pytest.Config, state: PluginState, info: dict[str, Any
                 "(--benchmark-disable, --benchmark-skip or pytest-xdist)"
             )
         return
-    from trainperf import gate
+    from trainperf.gate import judging as gate
 
     try:
         state.gate = gate.prepare(settings, config.rootpath, info, state.compared)
@@ -106,7 +106,7 @@ def _header(
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None:
         return
-    from trainperf.environment import header_lines
+    from trainperf.machine.environment import header_lines
 
     reporter.write_sep("-", "trainperf environment")
     data = settings.data_dir or f"synthetic CIFAR-shaped, {settings.synthetic_images} images"

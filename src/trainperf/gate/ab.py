@@ -21,9 +21,9 @@ from pathlib import Path
 
 from trainperf import child_process
 from trainperf.child_process import ChildError
-from trainperf.fresh_run import CHILD_ENV
-from trainperf.runs import RunError, SavedRun, load_run
-from trainperf.verdict import AB_ALPHA, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE, Comparison, paired
+from trainperf.gate.fresh_run import CHILD_ENV
+from trainperf.gate.runs import RunError, SavedRun, load_run
+from trainperf.gate.verdict import AB_ALPHA, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE, Comparison, paired
 
 GIT_TIMEOUT_S = 120.0
 

@@ -12,15 +12,15 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from trainperf.cases import Case
+from trainperf.measurement.cases import Case
+from trainperf.measurement.training import compile_counters, synchronize
 from trainperf.results import Compilation, Epoch, Health, Identity, Loader, Rates, TrainStep
-from trainperf.training import compile_counters, synchronize
 
 if TYPE_CHECKING:
     import torch
 
+    from trainperf.measurement.training import Trainer
     from trainperf.telemetry import Sampler, TelemetrySummary
-    from trainperf.training import Trainer
 
 # torch.utils.benchmark's Measurement warns past this IQR/median; so do we.
 NOISY_SPREAD = 0.10

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainperf import baseline as bl
-from trainperf.machine_key import machine_key
-from trainperf.results import Result, ResultError, from_extra_info, is_result, with_scaling
+from trainperf.gate import baseline as bl
+from trainperf.machine.key import machine_key
+from trainperf.results import Rates, Result, ResultError, from_extra_info, is_result, with_scaling
 
 
 class RunError(Exception):
@@ -20,12 +20,29 @@ class RunError(Exception):
 
 @dataclass(frozen=True)
 class Throughput:
-    """One throughput benchmark of a run: median img/s, per-round img/s, IQR/median spread, its whole record."""
+    """One throughput benchmark of a run: its whole record, and the numbers the gate reads from it."""
 
-    img_per_s: float
-    samples: tuple[float, ...]
-    spread: float | None
     record: Result
+
+    @property
+    def img_per_s(self) -> float:
+        """The run's median img/s."""
+        return self._rates.img_per_s
+
+    @property
+    def samples(self) -> tuple[float, ...]:
+        """Img/s per timed round."""
+        return self._rates.img_per_s_rounds
+
+    @property
+    def spread(self) -> float | None:
+        """IQR over median of the rounds."""
+        return self._rates.img_per_s_spread
+
+    @property
+    def _rates(self) -> Rates:
+        assert self.record.rates is not None, "a Throughput is made of a result with throughput"
+        return self.record.rates
 
 
 @dataclass(frozen=True)
@@ -107,13 +124,13 @@ def _throughput(source: str, key: str, name: str, record: Result) -> Throughput:
     # The baseline's own validation: a trainperf benchmark id, a positive img/s, positive samples.
     doc = bl.Baseline(key, {name: bl.Entry(rates.img_per_s, rates.img_per_s_rounds)}).as_json()
     try:
-        entry = bl.parse(doc, Path(source)).entries[name]
+        bl.parse(doc, Path(source))
     except bl.BaselineError as exc:
         raise RunError(str(exc)) from None
     spread = rates.img_per_s_spread
     if spread is not None and spread < 0:
         raise RunError(f"{source}: {name}: img_per_s_spread must be a non-negative number, got {spread!r}")
-    return Throughput(entry.img_per_s, entry.samples, spread, record)
+    return Throughput(record)
 
 
 def load_run(path: Path) -> SavedRun:

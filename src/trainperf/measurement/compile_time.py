@@ -3,8 +3,8 @@
 In one process dynamo, AOTAutograd and Inductor keep in-memory caches that no public API clears, so a "cold"
 compile after another case would be warm.  Each probe is a new interpreter with ``TORCHINDUCTOR_CACHE_DIR``
 and ``TRITON_CACHE_DIR`` pointed at a directory: a fresh one for the cold run, the same one again for warm.
-Run as ``python -m trainperf.compile_time CASE_JSON RESULT_FILE``; writes its numbers as JSON to RESULT_FILE (not
-stdout, which a model, a library or a compiler may print on).
+Run as ``python -m trainperf.measurement.compile_time CASE_JSON RESULT_FILE``; writes its numbers as JSON to
+RESULT_FILE (not stdout, which a model, a library or a compiler may print on).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from trainperf import child_process
-from trainperf.cases import Case
 from trainperf.child_process import ChildError
-from trainperf.measure import MeasurementError, require_graphs, timed
+from trainperf.measurement.cases import Case
+from trainperf.measurement.measure import MeasurementError, require_graphs, timed
 from trainperf.results import CompileTime, Identity
 
 PROBE_STEADY_STEPS = 5
@@ -46,9 +46,9 @@ def probe(case: Case, *, warmup_steps: int, tf32: bool, cudnn_benchmark: bool, s
     """In this process: build the case, time the warm-up steps one by one, then steady steps."""
     import torch
 
-    from trainperf.environment import apply_backend_flags
-    from trainperf.models import build_model
-    from trainperf.training import build_trainer, compile_counters
+    from trainperf.machine.environment import apply_backend_flags
+    from trainperf.measurement.models import build_model
+    from trainperf.measurement.training import build_trainer, compile_counters
 
     torch.manual_seed(seed)
     apply_backend_flags(tf32=tf32, cudnn_benchmark=cudnn_benchmark)
@@ -76,7 +76,7 @@ def run_probe(case: Case, cache_dir: Path, *, timeout_s: float, **kwargs: Any) -
     payload = json.dumps({"case": case.as_dict(), **kwargs})
     result_file = cache_dir / f"probe-{time.monotonic_ns()}.json"
     what = f"compile probe for {case.id}"
-    command = [sys.executable, "-m", "trainperf.compile_time", payload, str(result_file)]
+    command = [sys.executable, "-m", "trainperf.measurement.compile_time", payload, str(result_file)]
     try:
         done = child_process.run(command, what=what, env=env, timeout_s=timeout_s)
     except ChildError as exc:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from trainperf.cases import Case
+from trainperf.measurement.cases import Case
 from trainperf.results import Compilation
 
 if TYPE_CHECKING:

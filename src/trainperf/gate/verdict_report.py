@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from trainperf.verdict import Comparison
+from trainperf.gate.verdict import Comparison
 
 SCHEMA = "trainperf-verdict"
 SCHEMA_VERSION = 1

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from trainperf.cases import is_benchmark_param_id
+from trainperf.gate.verdict import centre
+from trainperf.measurement.cases import is_benchmark_param_id
 from trainperf.results import Identity
-from trainperf.verdict import centre
 
 SCHEMA = "trainperf-baseline"
 SCHEMA_VERSION = 2

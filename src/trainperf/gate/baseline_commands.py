@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainperf import baseline as bl
-from trainperf.runs import RunError, SavedRun, load_run
-from trainperf.verdict import DEFAULT_ALPHA, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE, as_drop, bounds, run_noise
+from trainperf.gate import baseline as bl
+from trainperf.gate.runs import RunError, SavedRun, load_run
+from trainperf.gate.verdict import DEFAULT_ALPHA, DEFAULT_RUN_NOISE, DEFAULT_TOLERANCE, as_drop, bounds, run_noise
 
 DONE, BAD_INPUT, NOT_UPDATED = 0, 2, 6
 

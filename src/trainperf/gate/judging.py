@@ -14,13 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainperf import baseline as bl
-from trainperf.machine_key import machine_key
-from trainperf.machine_load import MachineLoad
-from trainperf.results import Result
-from trainperf.runs import RunError, parse_run
-from trainperf.settings import Settings
-from trainperf.verdict import (
+from trainperf.gate import baseline as bl
+from trainperf.gate.runs import RunError, parse_run
+from trainperf.gate.verdict import (
     CONTENDED,
     DEFAULT_TOLERANCE,
     INCONCLUSIVE,
@@ -34,6 +30,10 @@ from trainperf.verdict import (
     on_busy_machine,
     on_slower_machine,
 )
+from trainperf.machine.key import machine_key
+from trainperf.machine.load import MachineLoad
+from trainperf.results import Rates, Result
+from trainperf.settings import Settings
 
 # Exit statuses beside pytest's own (0 passed, 1 tests failed, 2 interrupted, 3 internal error, 4 usage error,
 # 5 no tests collected): a refused recording is neither a regression nor bad input.
@@ -77,24 +77,37 @@ class GateState:
 
 @dataclass(frozen=True)
 class Current:
-    """One benchmark of one run, as the gate sees it."""
+    """One benchmark of one run, as the gate sees it: its result record, its tolerance marker, its test."""
 
     name: str
-    samples: tuple[float, ...]
-    img_per_s: float  # the run's median
-    spread: float
-    tolerance: float | None  # from the trainperf_tolerance marker
-    record: Result | None  # the whole result (None in plain-value tests)
+    record: Result
+    tolerance: float | None = None  # from the trainperf_tolerance marker
     nodeid: str = ""
 
     @classmethod
     def of(cls, name: str, record: Result, tolerance: float | None, nodeid: str = "") -> Current | None:
         """A result as the gate sees it; None for a kind without throughput (compile time)."""
-        rates = record.rates
-        if rates is None:
-            return None
-        spread = rates.img_per_s_spread or 0.0
-        return cls(name, rates.img_per_s_rounds, rates.img_per_s, spread, tolerance, record, nodeid)
+        return None if record.rates is None else cls(name, record, tolerance, nodeid)
+
+    @property
+    def img_per_s(self) -> float:
+        """The run's median img/s."""
+        return _rates(self.record).img_per_s
+
+    @property
+    def samples(self) -> tuple[float, ...]:
+        """Img/s per timed round."""
+        return _rates(self.record).img_per_s_rounds
+
+    @property
+    def spread(self) -> float:
+        return _rates(self.record).img_per_s_spread or 0.0
+
+
+def _rates(record: Result) -> Rates:
+    if record.rates is None:
+        raise ValueError(f"{record.identity.case_id}: a {record.KIND} result has no throughput to judge")
+    return record.rates
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from trainperf import child_process
 from trainperf.child_process import ChildError
-from trainperf.runs import RunError, SavedRun, load_run
+from trainperf.gate.runs import RunError, SavedRun, load_run
 
 CHILD_ENV = "TRAINPERF_FRESH_RUN"
 # pytest options (and their short forms) whose value is the next argument, kept for the child: which plugins

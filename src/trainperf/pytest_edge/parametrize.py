@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from trainperf.cases import Case
+from trainperf.measurement.cases import Case
 from trainperf.settings import Settings
 
 CASE_FIXTURES = ("trainperf_case", "trainperf_compile_case", "trainperf_loader_case", "trainperf_ddp_case")
@@ -16,7 +16,7 @@ CASE_FIXTURES = ("trainperf_case", "trainperf_compile_case", "trainperf_loader_c
 def _mps_possible() -> bool:
     if sys.platform != "darwin":
         return False
-    from trainperf.environment import mps_available
+    from trainperf.machine.environment import mps_available
 
     return mps_available()
 
@@ -27,10 +27,10 @@ def _case_marks(case: Case) -> list[pytest.MarkDecorator]:
 
 def params(name: str, settings: Settings) -> list[Any]:
     """The parameters of case fixture ``name``; one skipped parameter saying why when the matrix has none."""
-    from trainperf.cases import compile_matrix, loader_matrix
+    from trainperf.measurement.cases import compile_matrix, loader_matrix
 
     if name == "trainperf_ddp_case":
-        from trainperf.environment import visible_gpus
+        from trainperf.machine.environment import visible_gpus
 
         distributed = settings.distributed_cases(gpus_per_node=visible_gpus())
         found = [pytest.param(d, id=d.id, marks=[*_case_marks(d.case), pytest.mark.distributed]) for d in distributed]

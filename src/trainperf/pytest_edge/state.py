@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from trainperf.pytest_options import settings_from_config
+from trainperf.pytest_edge.options import settings_from_config
 from trainperf.settings import Settings
 
 if TYPE_CHECKING:
-    from trainperf.gate import GateState, Outcome
-    from trainperf.runner import Finished
+    from trainperf.gate.judging import GateState, Outcome
+    from trainperf.pytest_edge.runner import Finished
 
 
 @dataclass

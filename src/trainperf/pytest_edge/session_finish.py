@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from trainperf.plugin_state import PluginState, state_of
+from trainperf.pytest_edge.state import PluginState, state_of
 
 
 def finish(session: pytest.Session) -> None:
@@ -23,7 +23,7 @@ def finish(session: pytest.Session) -> None:
         return
     if session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return
-    from trainperf import gate_run
+    from trainperf.gate import finish as gate_run
 
     reporter = config.pluginmanager.get_plugin("terminalreporter")
 
@@ -49,7 +49,7 @@ def _elapsed(state: PluginState) -> float:
 
 
 def _current(state: PluginState) -> list[Any]:
-    from trainperf.gate import Current
+    from trainperf.gate.judging import Current
 
     found = (Current.of(r.name, r.record, r.tolerance, r.nodeid) for r in state.results)
     return [c for c in found if c is not None]
@@ -57,7 +57,8 @@ def _current(state: PluginState) -> list[Any]:
 
 def _child(config: pytest.Config) -> Any:
     """How to start a fresh pytest that measures as this one did: its trainperf options, plugins, ini, rootdir."""
-    from trainperf import fresh_run, gate_run
+    from trainperf.gate import finish as gate_run
+    from trainperf.gate import fresh_run
     from trainperf.settings import OPTIONS
 
     valued = {o.cli for o in OPTIONS if not o.flag}
@@ -71,7 +72,7 @@ def _child(config: pytest.Config) -> Any:
 
 
 def _write_verdict(path: str, key: str, outcome: Any) -> None:
-    from trainperf import verdict_report
+    from trainperf.gate import verdict_report
 
     doc = verdict_report.document(
         outcome.rows, mode="baseline", machine_key=key, exit_code=outcome.exit_code, notes=outcome.notes
@@ -96,7 +97,7 @@ def summary(reporter: Any, config: pytest.Config) -> None:
 
 
 def _verdicts(reporter: Any, state: PluginState) -> None:
-    from trainperf import verdict_report
+    from trainperf.gate import verdict_report
 
     assert state.outcome is not None and state.gate is not None
     outcome, gate = state.outcome, state.gate
@@ -114,7 +115,7 @@ def _verdicts(reporter: Any, state: PluginState) -> None:
 
 
 def _banner(reporter: Any, outcome: Any) -> None:
-    from trainperf.gate import EXIT_CONTENDED, EXIT_NOT_UPDATED
+    from trainperf.gate.judging import EXIT_CONTENDED, EXIT_NOT_UPDATED
 
     if outcome.exit_code == EXIT_NOT_UPDATED:
         reporter.write_sep("=", "trainperf: baseline not updated", red=True, bold=True)

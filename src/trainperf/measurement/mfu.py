@@ -14,7 +14,7 @@ from trainperf.results import Utilisation
 if TYPE_CHECKING:
     from torch import nn
 
-    from trainperf.cases import Case
+    from trainperf.measurement.cases import Case
 
 T = 1e12
 # (substring of the lowercased CUDA device name, peaks by math mode); first match wins, so the more specific
@@ -77,7 +77,7 @@ def training_flops(model: nn.Module, batch_size: int, image_size: int = 32) -> i
 def utilisation(model: nn.Module, case: Case, img_per_s_per_device: float, *, tf32: bool) -> Utilisation:
     """Training FLOPs per image (counted on a meta-device copy: call it after the timed rounds) and, on a GPU
     with a known peak, the achieved TFLOP/s and MFU of one device running ``img_per_s_per_device``."""
-    from trainperf.environment import environment_info
+    from trainperf.machine.environment import environment_info
 
     flops = training_flops(model, case.batch_size)
     per_image = flops / case.batch_size if flops else None

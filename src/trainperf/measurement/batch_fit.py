@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainperf.cases import Case, DistributedCase
+from trainperf.measurement.cases import Case, DistributedCase
 from trainperf.settings import Settings
 
 # The CPU epoch's default subset: a whole CIFAR-10 epoch takes minutes on a laptop core.

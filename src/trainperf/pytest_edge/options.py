@@ -2,7 +2,7 @@
 
 Every value is resolved as: command line, then environment variable (where one is named), then ini key,
 then the default.  A bad value raises ``pytest.UsageError`` naming the option and what was expected.  The parsed
-Settings are kept for the run by ``trainperf.plugin_state``.
+Settings are kept for the run by ``trainperf.pytest_edge.state``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from trainperf import cases
+from trainperf.measurement import cases
 from trainperf.settings import OPTIONS, Option, Settings
 
 
@@ -72,7 +72,7 @@ def _raw_value(config: pytest.Config, option: Option) -> tuple[str | None, str]:
 
 
 def _check_data_dir(data_dir: str) -> None:
-    from trainperf.datadir import DataError, check_cifar10_dir
+    from trainperf.measurement.datadir import DataError, check_cifar10_dir
 
     # Only the files' presence here: this runs in every pytest session of the environment. Their
     # contents are read when a benchmark is collected (plugin.pytest_collection_finish).
@@ -118,7 +118,7 @@ def _check_model_name(name: str) -> None:
                 f"--trainperf-model: {module_name!r} has no callable {attr!r} (expected package.module:factory)"
             )
         return
-    from trainperf.models import torchvision_classifiers
+    from trainperf.measurement.models import torchvision_classifiers
 
     known = torchvision_classifiers()
     if name not in known:

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from trainperf.cases import Case, DistributedCase, LoaderCase
-from trainperf.plugin_state import state_of
-from trainperf.runner import Runner, call_or_fail, check_runnable, release_device_memory
+from trainperf.measurement.cases import Case, DistributedCase, LoaderCase
+from trainperf.pytest_edge.runner import Runner, call_or_fail, check_runnable, release_device_memory
+from trainperf.pytest_edge.state import state_of
 from trainperf.settings import Settings
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from trainperf.training import OptimizerFactory, Trainer
+    from trainperf.measurement.training import OptimizerFactory, Trainer
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def trainperf_settings(pytestconfig: pytest.Config) -> Settings:
 @pytest.fixture(scope="session")
 def trainperf_dataset(trainperf_settings: Settings) -> Any:
     """CIFAR-10 from --trainperf-data-dir, else the synthetic CIFAR-shaped set, with the training transforms."""
-    from trainperf import data
+    from trainperf.measurement import data
 
     s = trainperf_settings
     try:
@@ -69,7 +69,7 @@ def trainperf_model(trainperf_case: Case, trainperf_settings: Settings) -> Itera
     """A freshly initialised model for the case (seeded); its device memory is released after the case."""
     import torch
 
-    from trainperf.models import build_model
+    from trainperf.measurement.models import build_model
 
     check_runnable(trainperf_case.device, trainperf_settings, trainperf_case)
     torch.manual_seed(trainperf_settings.seed)
@@ -84,7 +84,7 @@ def trainperf_model(trainperf_case: Case, trainperf_settings: Settings) -> Itera
 def trainperf_optimizer(trainperf_case: Case) -> OptimizerFactory:
     """Builds the case's optimizer from the model's parameters (already on the device): Adam, lr 3e-4, in the
     case's implementation (fused, foreach or for-loop). Override it to benchmark another optimizer."""
-    from trainperf.training import make_optimizer
+    from trainperf.measurement.training import make_optimizer
 
     return lambda params: make_optimizer(trainperf_case, params)
 
@@ -98,8 +98,8 @@ def trainperf_trainer(
     trainperf_settings: Settings,
 ) -> Trainer:
     """The case's model, optimizer and step on its device, with a few real batches staged there."""
-    from trainperf import data
-    from trainperf.training import STAGED_BATCHES, build_trainer, stage_batches
+    from trainperf.measurement import data
+    from trainperf.measurement.training import STAGED_BATCHES, build_trainer, stage_batches
 
     case = trainperf_case
     check_runnable(case.device, trainperf_settings, case)
@@ -127,8 +127,8 @@ def trainperf_epoch_loader(trainperf_case: Case, trainperf_dataset: Any, trainpe
     (``--trainperf-num-workers``, else by device), pinned memory on CUDA, and on CPU the first
     ``--trainperf-epoch-images`` images (5,120 by default) so a laptop run stays short. Override it to measure
     another input pipeline; what is recorded is read off the loader."""
-    from trainperf import data
-    from trainperf.batch_fit import epoch_limit
+    from trainperf.measurement import data
+    from trainperf.measurement.batch_fit import epoch_limit
 
     s, case = trainperf_settings, trainperf_case
     check_runnable(case.device, s, case)

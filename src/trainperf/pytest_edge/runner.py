@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import pytest
 
-from trainperf.cases import Case, DistributedCase, LoaderCase
-from trainperf.machine_load import MachineLoad, Window
-from trainperf.plugin_state import state_of
-from trainperf.pytest_compat import discard_numbers
+from trainperf.machine.load import MachineLoad, Window
+from trainperf.measurement.cases import Case, DistributedCase, LoaderCase
+from trainperf.pytest_edge.compat import discard_numbers
+from trainperf.pytest_edge.state import state_of
 from trainperf.results import (
     CompileTime,
     DdpStep,
@@ -24,9 +24,7 @@ from trainperf.results import (
     Result,
     TrainStep,
     Utilisation,
-    ddp_config,
     epoch_config,
-    from_extra_info,
     loader_config,
     trainer_config,
 )
@@ -35,9 +33,8 @@ from trainperf.settings import Settings
 if TYPE_CHECKING:
     import torch
 
-    from trainperf.distributed import LaunchConfig
+    from trainperf.measurement.training import Trainer
     from trainperf.telemetry import Sampler
-    from trainperf.training import Trainer
 
 T = TypeVar("T")
 R = TypeVar("R", bound=Result)
@@ -53,41 +50,9 @@ class Finished:
     tolerance: float | None = None  # from a trainperf_tolerance marker
 
 
-def skip_reason(device: str, case: Case | None = None) -> str | None:
-    """Why this machine skips a case on ``device`` (None: it runs it). Tests act on it through check_runnable;
-    the plugin asks it before any test runs, since a case that skips needs no data."""
-    from trainperf.environment import compile_unsupported_reason, device_unavailable_reason
-
-    if case is not None and (reason := case.unsupported_reason()):
-        return f"unsupported combination: {reason}"
-    if reason := device_unavailable_reason(device):
-        return reason
-    if case is not None and case.compiled and (reason := compile_unsupported_reason(device)):
-        return reason
-    return None
-
-
-def ddp_skip_reason(dcase: DistributedCase) -> str | None:
-    """Why this machine skips a distributed case (None: it launches it)."""
-    import torch
-
-    from trainperf import distributed
-    from trainperf.environment import visible_gpus
-
-    if reason := dcase.unsupported_reason():
-        return f"unsupported combination: {reason}"
-    if reason := skip_reason(dcase.case.device, dcase.case):
-        return reason
-    if not torch.distributed.is_available():
-        return "this torch build has no torch.distributed"
-    if dcase.case.device == "cuda" and not torch.distributed.is_nccl_available():
-        return "this torch build has no NCCL backend"
-    return distributed.capacity_reason(dcase, gpus_per_node=visible_gpus(), cpus=distributed.usable_cpus())
-
-
 def _skip(reason: str, device: str, settings: Settings) -> NoReturn:
     """Skip with ``reason``; fail instead when it is a missing GPU under --trainperf-require-cuda."""
-    from trainperf.environment import device_unavailable_reason
+    from trainperf.machine.environment import device_unavailable_reason
 
     if device == "cuda" and settings.require_cuda and reason == device_unavailable_reason(device):
         pytest.fail(f"{reason}, and TRAINPERF_REQUIRE_CUDA/--trainperf-require-cuda is set", pytrace=False)
@@ -96,6 +61,8 @@ def _skip(reason: str, device: str, settings: Settings) -> NoReturn:
 
 def check_runnable(device: str, settings: Settings, case: Case | None = None) -> None:
     """Skip (or, for CUDA under --trainperf-require-cuda, fail) a case this machine cannot run."""
+    from trainperf.measurement.runnable import skip_reason
+
     if reason := skip_reason(device, case):
         _skip(reason, device, settings)
 
@@ -137,7 +104,7 @@ def call_or_fail(what: str, fn: Callable[[], T], *, benchmark: Any = None) -> T:
     """
     import torch
 
-    from trainperf.measure import MeasurementError
+    from trainperf.measurement.measure import MeasurementError
 
     try:
         return fn()
@@ -180,7 +147,7 @@ class Runner:
 
     def train_step(self, trainer: Trainer) -> TrainStep:
         """Training-step throughput of ``trainer``'s case."""
-        from trainperf import measure
+        from trainperf.measurement import measure
 
         s = self.settings
         self.benchmark.group = "train_step"
@@ -201,7 +168,7 @@ class Runner:
 
     def epoch(self, trainer: Trainer, loader: Any) -> Epoch:
         """Whole epochs of ``trainer``'s case through ``loader`` (the ``trainperf_epoch_loader`` fixture's)."""
-        from trainperf import measure
+        from trainperf.measurement import measure
 
         s, case = self.settings, trainer.case
         config = epoch_config(_trainer_config(trainer), loader)
@@ -224,8 +191,8 @@ class Runner:
         """Images per second of one loader configuration, delivered to its device."""
         import torch
 
-        from trainperf import data, measure
-        from trainperf.batch_fit import loader_batch_size
+        from trainperf.measurement import data, measure
+        from trainperf.measurement.batch_fit import loader_batch_size
 
         s = self.settings
         check_runnable(case.device, s)
@@ -264,7 +231,7 @@ class Runner:
 
     def compile_time(self, case: Case) -> CompileTime:
         """Cold- and warm-cache compile time of ``case``, each in a fresh process."""
-        from trainperf import compile_time
+        from trainperf.measurement import compile_time
 
         s = self.settings
         check_runnable(case.device, s, case)
@@ -290,48 +257,26 @@ class Runner:
 
     def ddp_train_step(self, dcase: DistributedCase) -> DdpStep:
         """Data-parallel training-step throughput of ``dcase``: one torchrun launch, all its ranks."""
+        from trainperf.distributed import case as ddp
 
-        from trainperf import distributed
-        from trainperf.environment import visible_gpus
-
-        s, case = self.settings, dcase.case
-        if reason := ddp_skip_reason(dcase):
-            _skip(reason, case.device, s)
-        gpus, cpus = visible_gpus(), distributed.usable_cpus()
-        # CPU ranks get the threads of the case's largest world size that fits here, at every world size.
-        max_per_node = max(
-            (
-                d.nproc_per_node
-                for d in s.distributed_cases(gpus_per_node=gpus)
-                if d.case == case and d.nnodes == dcase.nnodes and d.nproc_per_node <= cpus
-            ),
-            default=None,
-        )
+        if reason := ddp.skip_reason(dcase):
+            _skip(reason, dcase.case.device, self.settings)
         self.benchmark.group = "ddp_train_step"
-        launched = self._measured(
-            f"ddp_train_step[{dcase.id}]",
-            lambda: distributed.launch(dcase, _launch_config(s), max_per_node=max_per_node),
-        )
-        if launched.result is None:
+        launched = self._measured(f"ddp_train_step[{dcase.id}]", lambda: ddp.run(dcase, self.settings))
+        record = ddp.record(dcase, launched)
+        if record is None:
             pytest.skip(f"global rank 0 of {dcase.id} ran on another node; the run on that node records this case")
-        ranks = from_extra_info(launched.result)
-        assert isinstance(ranks, DdpStep)
-        replay_rounds(self.benchmark, list(ranks.window_s_rounds))
-        group = case.id + (f"-nodes{dcase.nnodes}" if dcase.nnodes > 1 else "")
-        identity = replace(
-            ranks.identity, case_id=dcase.id, config=ddp_config(case.as_dict(), dcase.world_size, dcase.nnodes)
-        )
-        placed = replace(ranks.distributed, distributed_group=group, launch_s=round(launched.wall_s, 3))
-        return self._record(replace(ranks, identity=identity, distributed=placed))
+        replay_rounds(self.benchmark, list(record.window_s_rounds))
+        return self._record(record)
 
     def _mfu(self, trainer: Trainer, img_per_s: float) -> Utilisation:
-        from trainperf.mfu import utilisation
+        from trainperf.measurement.mfu import utilisation
 
         return utilisation(trainer.model, trainer.case, img_per_s, tf32=self.settings.tf32)
 
     def _record(self, record: R) -> R:
         """Complete the record (backend flags, settings, the machine's load) and file it."""
-        from trainperf.environment import backend_flags
+        from trainperf.machine.environment import backend_flags
 
         # A distributed result brings the flags its ranks ran with.
         identity = replace(
@@ -345,16 +290,6 @@ class Runner:
         node = self.request.node
         state_of(self.request.config).results.append(Finished(node.nodeid, node.name, record, self.tolerance))
         return record
-
-
-def _launch_config(s: Settings) -> LaunchConfig:
-    """The settings every rank needs; each has the same name on Settings, except the launch timeout."""
-    from dataclasses import fields
-
-    from trainperf.distributed import LaunchConfig
-
-    shared = {f.name: getattr(s, f.name) for f in fields(LaunchConfig) if f.name != "timeout_s"}
-    return LaunchConfig(**shared, timeout_s=s.dist_timeout_s)
 
 
 def replay_rounds(benchmark: Any, window_s: list[float]) -> None:

@@ -10,11 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainperf import baseline as bl
-from trainperf import fresh_run, gate, machine_load, machine_speed, recording
-from trainperf.runs import SavedRun
+from trainperf.gate import baseline as bl
+from trainperf.gate import fresh_run, recording
+from trainperf.gate import judging as gate
+from trainperf.gate.runs import SavedRun
+from trainperf.gate.verdict import Comparison
+from trainperf.machine import load as machine_load
+from trainperf.machine import speed as machine_speed
 from trainperf.settings import Settings
-from trainperf.verdict import Comparison
 
 
 @dataclass(frozen=True)

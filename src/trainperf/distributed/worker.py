@@ -1,10 +1,10 @@
 """One rank of a data-parallel training benchmark, started by torchrun.
 
-Run as ``python -m torch.distributed.run ... -m trainperf.ddp_worker CONFIG_JSON`` (``trainperf.distributed``
-builds that command).  Every rank writes ``rank<N>.pid`` into the config's ``out_dir`` first, so a launcher
-that has to kill a hung run can find each process; a rank that fails writes ``rank<N>.error``; global rank 0
-writes ``result.json``: the step-throughput result of ``measure.train_step`` over all ranks, plus the
-distributed facts (world size, backend, threads) and rank 0's telemetry.
+Run as ``python -m torch.distributed.run ... -m trainperf.distributed.worker CONFIG_JSON``
+(``trainperf.distributed.launch`` builds that command).  Every rank writes ``rank<N>.pid`` into the config's
+``out_dir`` first, so a launcher that has to kill a hung run can find each process; a rank that fails writes
+``rank<N>.error``; global rank 0 writes ``result.json``: the step-throughput result of ``measure.train_step``
+over all ranks, plus the distributed facts (world size, backend, threads) and rank 0's telemetry.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from trainperf.cases import Case
+from trainperf.measurement.cases import Case
 from trainperf.results import DdpStep, Distributed, Identity
 
 PEER_FAILED = "another rank failed its checks after the timed rounds"
@@ -72,12 +72,12 @@ def run(config: dict[str, Any], stage: Callable[[str], None]) -> DdpStep:
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data.distributed import DistributedSampler
 
-    from trainperf import data, measure
-    from trainperf.environment import apply_backend_flags
-    from trainperf.mfu import utilisation
-    from trainperf.models import build_model
+    from trainperf.machine.environment import apply_backend_flags
+    from trainperf.measurement import data, measure
+    from trainperf.measurement.mfu import utilisation
+    from trainperf.measurement.models import build_model
+    from trainperf.measurement.training import STAGED_BATCHES, build_trainer, stage_batches
     from trainperf.telemetry import Sampler, open_gpu
-    from trainperf.training import STAGED_BATCHES, build_trainer, stage_batches
 
     case = Case(**config["case"])
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
