@@ -137,3 +137,36 @@ def test_a_child_dies_with_its_parent():
         finally:
             parent.kill()
     assert _gone([pid])
+
+
+@pytest.mark.skipif(child_process.death_signal_hook() is None, reason="PR_SET_PDEATHSIG is Linux only")
+def test_a_compile_probe_dies_with_its_parent(tmp_path):
+    # The compile probe goes through the same launcher: a parent killed mid-probe leaves no probe running.
+    (tmp_path / "stuck_model.py").write_text(
+        "import os, sys, time\n"
+        "def make(num_classes=10):\n"
+        f"    open({str(tmp_path / 'probe.pid')!r}, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(120)\n"
+    )
+    parent_code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from trainperf.measurement.cases import Case
+        from trainperf.measurement.compile_time import cold_and_warm
+        case = Case("cpu", "default", "fp32", "contiguous", "stuck_model:make", 4, "foreach")
+        cold_and_warm(case, warmup_steps=2, tf32=True, cudnn_benchmark=True, seed=0)
+        """
+    )
+    pid_file = tmp_path / "probe.pid"
+    with subprocess.Popen([PY, "-c", parent_code]) as parent:
+        try:
+            deadline = time.monotonic() + 120
+            while not pid_file.exists() or not pid_file.read_text():
+                assert time.monotonic() < deadline and parent.poll() is None, "the probe never started"
+                time.sleep(0.1)
+            pid = int(pid_file.read_text())
+            assert alive(pid)
+        finally:
+            parent.kill()
+    assert _gone([pid])

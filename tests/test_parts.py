@@ -120,6 +120,29 @@ def test_training_flops_and_peaks():
     assert peak_flops("Some Future GPU", "bf16", tf32=True) is None and peak_flops(None, "fp32", tf32=True) is None
 
 
+@pytest.mark.parametrize(
+    ("name", "bf16_tflops"),
+    [
+        ("NVIDIA H200", 989),
+        ("NVIDIA H200 NVL", 835),  # not the SXM part's peak
+        ("NVIDIA H100 80GB HBM3", 989),
+        ("NVIDIA H100 PCIe", 756),
+        ("NVIDIA A100-SXM4-80GB", 312),
+        ("NVIDIA L40S", 362),
+        ("NVIDIA L40", 181),  # not the L40S's, nor the L4's
+        ("NVIDIA L4", 121),
+        ("NVIDIA A10", 125),
+        ("NVIDIA A10G", None),  # unlisted: no MFU rather than the A10's peak
+        ("NVIDIA H100 80GB HBM3 MIG 1g.10gb", None),  # a MIG slice has a fraction of the peak
+    ],
+)
+def test_the_peak_table_matches_whole_device_names(name, bf16_tflops):
+    from trainperf.measurement.mfu import peak_flops
+
+    peak = peak_flops(name, "bf16", tf32=True)
+    assert peak == (None if bf16_tflops is None else bf16_tflops * 1e12)
+
+
 def test_a_small_models_throughput_is_not_rounded_to_zero():
     from trainperf.measurement.mfu import utilisation
 
@@ -208,3 +231,42 @@ def test_fp16_steps_go_through_the_grad_scaler(monkeypatch):
     trainer.run(2)
     assert calls == [("init", "cuda"), "scale", "step", "update", "scale", "step", "update"]
     assert not torch.equal(weight, trainer.model[1].weight)  # the scaler's step did step the optimizer
+
+
+def test_compile_probe_keeps_autotuning_out_of_compile_time(tmp_path, monkeypatch):
+    # A model whose first forward in a process is slow, as cuDNN's autotuning makes the first step of each
+    # convolution shape: that cost is the eager pre-step's (autotune_s), not the compiled warm-up's.
+    (tmp_path / "tuned_once.py").write_text(
+        "import time\n"
+        "from torch import nn\n"
+        "TUNED = []\n"
+        "class Net(nn.Sequential):\n"
+        "    def forward(self, x):\n"
+        "        if not TUNED:\n"
+        "            time.sleep(0.5); TUNED.append(True)\n"
+        "        return super().forward(x)\n"
+        "def make(num_classes=10):\n"
+        "    return Net(nn.Flatten(), nn.Linear(3 * 32 * 32, num_classes))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from trainperf.measurement.compile_time import probe
+
+    case = Case("cpu", "eager", "fp32", "contiguous", "tuned_once:make", 4, "foreach")
+    times = probe(case, warmup_steps=2, tf32=True, cudnn_benchmark=True, seed=0)
+    assert times.autotune_s >= 0.45
+    assert times.compile_s < 0.2
+
+
+def test_compile_probe_timeout_comes_from_the_callers_deadline(monkeypatch):
+    from trainperf.measurement.compile_time import DEADLINE_ENV, PROBE_TIMEOUT_S, probe_timeout_s
+
+    monkeypatch.delenv(DEADLINE_ENV, raising=False)
+    assert probe_timeout_s(now=1000.0) == PROBE_TIMEOUT_S
+    monkeypatch.setenv(DEADLINE_ENV, "1300")
+    assert probe_timeout_s(now=1000.0) == 300.0
+    monkeypatch.setenv(DEADLINE_ENV, "999")
+    with pytest.raises(CompileProbeError, match="no time left"):
+        probe_timeout_s(now=1000.0)
+    monkeypatch.setenv(DEADLINE_ENV, "soon")
+    with pytest.raises(CompileProbeError, match="expected a Unix time"):
+        probe_timeout_s(now=1000.0)

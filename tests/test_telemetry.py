@@ -674,3 +674,31 @@ def test_import_loads_neither_torch_nor_pynvml() -> None:
     code = "import sys, trainperf.telemetry; print(sorted({'torch', 'pynvml'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# -- one failing NVML call costs its own field, not the GPU ------------------------------------------
+
+
+def test_a_failing_name_or_driver_call_leaves_the_gpu_sampled(nvml: FakeNvml) -> None:
+    nvml.fail["nvmlDeviceGetName"] = NVMLError
+    nvml.fail["nvmlSystemGetDriverVersion"] = NVMLError
+    handle, identity = open_fake(nvml, 1)
+    assert handle is nvml.gpus[1] and identity.index == 1 and identity.uuid == UUID_B
+    assert identity.name == "unknown GPU" and identity.driver_version is None
+    summary = run_window(nvml, (handle, identity), [{}, {}])
+    assert (summary.gpu_util_pct, summary.sm_clock_mhz, summary.power_w) == (50.0, 1980.0, 300.0)
+
+
+class OneBadDevice(FakeNvml):
+    """NVML that cannot read the UUID of its first device (a GPU fallen off the bus answers GPU_IS_LOST)."""
+
+    def nvmlDeviceGetUUID(self, handle: FakeGpu) -> str | bytes:
+        if handle is self.gpus[0]:
+            raise NVMLError()
+        return super().nvmlDeviceGetUUID(handle)
+
+
+def test_a_device_nvml_cannot_read_does_not_hide_the_one_torch_uses() -> None:
+    nvml = OneBadDevice([FakeGpu(UUID_A), FakeGpu(UUID_B)])
+    found = open_gpu(0, nvml=nvml, torch_uuid=UUID_B)
+    assert found is not None and found[0] is nvml.gpus[1] and found[1].uuid == UUID_B

@@ -215,6 +215,7 @@ class CompileTime(Result):
     first_step_cold_s: float | None = None
     first_step_warm_s: float | None = None
     steady_step_s: float | None = None
+    autotune_s: float | None = None  # eager first step above steady (cuDNN autotuning), kept out of compile time
     process_cold_s: float | None = None
     process_warm_s: float | None = None
 

@@ -173,18 +173,28 @@ def _cuda_driver_version(nvml: ModuleType, errors: _NvmlErrors) -> str | None:
 
 
 def _identity(nvml: ModuleType, index: int, handle: Any, errors: _NvmlErrors, *, mig: bool) -> GpuIdentity:
-    try:
-        driver: str | None = _text(nvml.nvmlSystemGetDriverVersion())
-    except errors.any:
-        driver = None
+    """What NVML says the device is. A call that fails leaves its field unknown, not the whole GPU unsampled:
+    the metrics are separate calls that may well work."""
+
+    def text(name: str, *args: Any) -> str | None:
+        value = _call_or_none(nvml, name, errors, *args)
+        return None if value is None else _text(value)
+
     return GpuIdentity(
         index=index,
-        name=_text(nvml.nvmlDeviceGetName(handle)),
-        uuid=_text(nvml.nvmlDeviceGetUUID(handle)),
-        driver_version=driver,
+        name=text("nvmlDeviceGetName", handle) or "unknown GPU",
+        uuid=text("nvmlDeviceGetUUID", handle) or "",
+        driver_version=text("nvmlSystemGetDriverVersion"),
         cuda_driver_version=_cuda_driver_version(nvml, errors),
         mig=mig,
     )
+
+
+def _uuid_or_none(nvml: ModuleType, handle: Any, errors: _NvmlErrors) -> str | None:
+    """A device's normalised UUID; None when NVML cannot tell (that device is then no match, the others are
+    still searched)."""
+    value = _call_or_none(nvml, "nvmlDeviceGetUUID", errors, handle)
+    return None if value is None else _normalise_uuid(_text(value))
 
 
 def _index_fallback_is_safe(nvml: ModuleType, count: int) -> str | None:
@@ -207,14 +217,14 @@ def _match_uuid(nvml: ModuleType, count: int, torch_uuid: str, errors: _NvmlErro
     wanted = _normalise_uuid(torch_uuid)
     handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
     for index, handle in enumerate(handles):
-        if _normalise_uuid(_text(nvml.nvmlDeviceGetUUID(handle))) == wanted:
+        if _uuid_or_none(nvml, handle, errors) == wanted:
             return handle, _identity(nvml, index, handle, errors, mig=_mig_enabled(nvml, handle, errors))
     # With MIG on, CUDA enumerates slices, not GPUs, and torch reports the slice's UUID.
     for index, handle in enumerate(handles):
         if not _mig_enabled(nvml, handle, errors):
             continue
         for mig_handle in _mig_handles(nvml, handle, errors):
-            if _normalise_uuid(_text(nvml.nvmlDeviceGetUUID(mig_handle))) == wanted:
+            if _uuid_or_none(nvml, mig_handle, errors) == wanted:
                 return mig_handle, _identity(nvml, index, mig_handle, errors, mig=True)
     return None
 
