@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if tests_dir in Path(item.path).parents:
             # Prepended, so a test's own filterwarnings mark is applied after this one and wins.
             item.add_marker(WARNINGS_ARE_ERRORS, append=False)
+
+
+# The project's own switches for its tests, not settings of a run: kept.
+TEST_SWITCHES = frozenset({"TRAINPERF_REGEN_GOLDEN"})
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the person's own settings or files: their TRAINPERF_* variables (a data directory, a required
+    GPU, a deadline) and PYTEST_ADDOPTS are removed for in-process runs and every child process, and the working
+    directory is an empty one, so nothing relative to it finds this checkout's baselines/ or .benchmarks/.
+    tests/test_hermetic.py proves it with hostile ones in place."""
+    for name in [n for n in os.environ if n.startswith("TRAINPERF_") and n not in TEST_SWITCHES]:
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 TINY_MODEL = """

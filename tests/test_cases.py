@@ -23,6 +23,8 @@ def test_default_matrix_covers_the_article_and_the_fast_path():
     # the fused-versus-foreach pair differs in the optimizer only
     assert "cuda-eager-bf16-channels_last-resnet18_cifar-b128-fused" in ids
     assert "cuda-eager-bf16-channels_last-resnet18_cifar-b128-foreach" in ids
+    # the peak case: the fastest configuration, at a batch large enough to keep an H100/H200 busy
+    assert ids[-1] == cases.PEAK_CASE.id == "cuda-reduce_overhead-bf16-channels_last-resnet18_cifar-b1024-fused"
     assert len(ids) == len(set(ids))
     assert all(c.unsupported_reason() is None for c in build_matrix("default", {}))
 
@@ -35,8 +37,8 @@ def test_mps_case_only_where_mps_is_present():
 def test_override_replaces_an_axis_and_dedupes():
     got = build_matrix("default", {"device": ("cpu",)})
     assert {c.device for c in got} == {"cpu"}
-    # six default cases collapse to their distinct CPU versions
-    assert len(got) == len({c.id for c in got}) == 5
+    # seven default cases collapse to their distinct CPU versions
+    assert len(got) == len({c.id for c in got}) == 6
     sizes = build_matrix("default", {"batch_size": (64, 256), "device": ("cpu",), "compile": ("eager",)})
     assert {c.batch_size for c in sizes} == {64, 256}
     assert all(c.compile == "eager" for c in sizes)

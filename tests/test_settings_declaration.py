@@ -21,7 +21,7 @@ def test_every_option_is_a_settings_field_with_the_same_default():
         parsed = None if option.default is None else option.parse(option.default)
         assert by_name[option.name].default == parsed, option.name
         assert type(by_name[option.name].default) is type(parsed), option.name
-    assert Settings().loader_workers == (0, 2, 4) and Settings().confirm_timeout_s == 600.0
+    assert Settings().loader_workers is None and Settings().confirm_timeout_s == 600.0  # None: "auto"
     assert Settings().busy_limit == 0.1 and Settings().confirm is True and Settings().strict is False
 
 
@@ -52,5 +52,8 @@ def test_command_line_then_environment_then_ini_then_default(pytester, monkeypat
     assert settings.rdzv_id == "from-env" and settings.strict is True
     assert settings_from_config(pytester.parseconfig("--trainperf-rdzv-id=from-cli")).rdzv_id == "from-cli"
     monkeypatch.setenv("TRAINPERF_NNODES", "0")
-    with pytest.raises(pytest.UsageError, match=r"^environment variable TRAINPERF_NNODES: expected a positive integer"):
+    # The message's wording is the errors module's; this test is about where the value came from.
+    with pytest.raises(
+        pytest.UsageError, match=r"environment variable TRAINPERF_NNODES: .*expected a positive integer"
+    ):
         settings_from_config(pytester.parseconfig())

@@ -237,12 +237,13 @@ class Settings:
         _auto_or(_non_negative_int),
         "auto",
     )
-    loader_workers: tuple[int, ...] = _option(
-        "LIST",
-        "num_workers values of the DataLoader benchmark",
-        _LIST + "integers >= 0",
-        _list(_non_negative_int),
-        "0,2,4",
+    loader_workers: tuple[int, ...] | None = _option(
+        "LIST|auto",
+        f"num_workers values of the DataLoader benchmark; auto: {','.join(map(str, cases.DEFAULT_LOADER_WORKERS))} "
+        "capped at the usable cores (a list given here runs as given)",
+        "'auto' or " + _LIST + "integers >= 0",
+        _auto_or(_list(_non_negative_int)),
+        "auto",
     )
     loader_batches: int = _count("batches per DataLoader benchmark round", "50")
     loader_rounds: int = _count("timed rounds per DataLoader benchmark", "10")
@@ -375,6 +376,15 @@ class Settings:
         return cases.distributed_matrix(
             self.overrides, self.world_sizes, gpus_per_node=gpus_per_node, nnodes=self.nnodes
         )
+
+    def loader_worker_counts(self, cores: int | None = None) -> cases.LoaderWorkers:
+        """The DataLoader benchmark's worker counts, and the default ones dropped for want of cores (``cores``,
+        else this process's usable cores); its ``note()`` is the run header's line about them."""
+        if cores is None:
+            from trainperf.machine.environment import usable_cores
+
+            cores = usable_cores()
+        return cases.loader_workers(self.loader_workers, cores)
 
     def recorded(self) -> dict[str, Any]:
         """The measurement settings, for extra_info and machine info."""

@@ -23,6 +23,7 @@ from typing import Any
 
 from trainperf.child_process import Child, ChildError, alive
 from trainperf.distributed.worker import PEER_FAILED
+from trainperf.machine.environment import usable_cores as usable_cpus
 from trainperf.measurement.cases import DistributedCase
 from trainperf.measurement.measure import MeasurementError
 
@@ -59,13 +60,6 @@ class Launch:
     result: dict[str, Any] | None
     wall_s: float
     command: list[str]
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def threads_per_rank(per_node: int, cpus: int) -> int:

@@ -109,6 +109,15 @@ def environment_info() -> dict[str, Any]:
     return info
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the platform has one (a container or
+    ``taskset`` limits it below ``os.cpu_count()``), else every core."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
 def visible_gpus() -> int:
     """CUDA devices this process sees (0 without CUDA)."""
     import torch

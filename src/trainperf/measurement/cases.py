@@ -75,8 +75,10 @@ def model_token(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]", ".", model)
 
 
-# The article's table (CPU eager, CUDA eager, CUDA compile) plus the CUDA fast path and the fused-versus-
-# foreach pair that makes optimizer-implementation regressions visible.
+# The article's table (CPU eager, CUDA eager, CUDA compile) plus the CUDA fast path, the fused-versus-foreach pair
+# that makes optimizer-implementation regressions visible, and the peak case: the fastest configuration the suite
+# knows (CIFAR ResNet-18, bf16, channels_last, fused Adam, CUDA graphs, batches staged on the GPU, a large batch),
+# so every report shows the gap between this stack and the hardware (target on an H200: 100k img/s).
 DEFAULT_CASES: tuple[Case, ...] = (
     Case("cpu", "eager", "fp32", "contiguous", "resnet18", 128, "foreach"),
     Case("cuda", "eager", "fp32", "contiguous", "resnet18", 128, "foreach"),
@@ -84,6 +86,7 @@ DEFAULT_CASES: tuple[Case, ...] = (
     Case("cuda", "eager", "bf16", "channels_last", "resnet18_cifar", 128, "foreach"),
     Case("cuda", "eager", "bf16", "channels_last", "resnet18_cifar", 128, "fused"),
     Case("cuda", "reduce-overhead", "bf16", "channels_last", "resnet18_cifar", 128, "fused"),
+    PEAK_CASE := Case("cuda", "reduce-overhead", "bf16", "channels_last", "resnet18_cifar", 1024, "fused"),
 )
 MPS_DEFAULT_CASE = Case("mps", "eager", "fp32", "contiguous", "resnet18", 128, "foreach")
 
@@ -156,6 +159,50 @@ class LoaderCase:
         if self.workers is None:
             return f"{self.device}-resident"
         return f"{self.device}-w{self.workers}-{'pin' if self.pin_memory else 'nopin'}"
+
+
+# num_workers of the DataLoader benchmark unless --trainperf-loader-workers names its own.
+DEFAULT_LOADER_WORKERS = (0, 2, 4)
+
+
+def _cores(n: int) -> str:
+    return f"{n} usable core{'s' if n != 1 else ''}"
+
+
+@dataclass(frozen=True)
+class LoaderWorkers:
+    """The DataLoader benchmark's worker counts on this machine, and the default counts it has no cores for."""
+
+    counts: tuple[int, ...]
+    cores: int
+    dropped: tuple[int, ...] = ()  # default counts above ``cores``, each capped at ``cores``
+
+    def reasons(self) -> list[str]:
+        """Why each dropped count did not run, one phrase each: ``4 workers > 2 usable cores``."""
+        return [f"{w} workers > {_cores(self.cores)}" for w in self.dropped]
+
+    def note(self) -> str | None:
+        """The run header's line about the dropped counts, or None when every default count runs."""
+        if not self.dropped:
+            return None
+        default = ",".join(map(str, DEFAULT_LOADER_WORKERS))
+        return (
+            f"DataLoader workers: {','.join(map(str, self.counts))} (the default {default} capped at the "
+            f"{_cores(self.cores)}: {'; '.join(self.reasons())}; --trainperf-loader-workers runs a list as given)"
+        )
+
+
+def loader_workers(requested: Sequence[int] | None, cores: int) -> LoaderWorkers:
+    """The worker counts of the DataLoader benchmark on a machine with ``cores`` usable cores.
+
+    A list the user gave (``requested``) runs as given, past the cores too: they asked for it.  The default is
+    capped at ``cores`` and de-duplicated, because workers beyond the cores measure how the scheduler shares
+    them, not the loader (torch's DataLoader warns about it): 0,2,4 on 2 cores runs 0,2.
+    """
+    if requested is not None:
+        return LoaderWorkers(tuple(requested), cores)
+    capped = tuple(dict.fromkeys(min(w, cores) for w in DEFAULT_LOADER_WORKERS))
+    return LoaderWorkers(capped, cores, tuple(w for w in DEFAULT_LOADER_WORKERS if w > cores))
 
 
 def loader_matrix(devices: Iterable[str], workers: Sequence[int]) -> list[LoaderCase]:

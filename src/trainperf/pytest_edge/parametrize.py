@@ -36,7 +36,7 @@ def params(name: str, settings: Settings) -> list[Any]:
         found = [pytest.param(d, id=d.id, marks=[*_case_marks(d.case), pytest.mark.distributed]) for d in distributed]
     elif name == "trainperf_loader_case":
         training = settings.cases(mps_available=_mps_possible())
-        loaders = loader_matrix((c.device for c in training), settings.loader_workers)
+        loaders = loader_matrix((c.device for c in training), settings.loader_worker_counts().counts)
         found = [
             pytest.param(c, id=c.id, marks=[getattr(pytest.mark, c.device), pytest.mark.dataloader]) for c in loaders
         ]
