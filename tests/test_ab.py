@@ -198,13 +198,15 @@ def test_report_prints_the_verdict_table_of_a_verdict_file(tmp_path: Path, capsy
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == f"{path}: ab verdicts, machine key {KEY}, exit 1"
-    assert lines[1].split()[:3] == ["benchmark", "against", "ref"]
+    assert lines[1].split()[:3] == ["#", "ref", "img/s"]
     assert lines[1].split()[-1] == "verdict"
-    step = next(line for line in lines if line.split()[:1] == [STEP])
+    label = {line.split()[1].removesuffix(":"): line.split()[0] for line in lines if " test_" in line}
+    assert "against A/B x4:" in lines and f"{label[STEP]}  {STEP}: {REGRESSED}" in lines
+    step = next(line for line in lines if line.split()[:1] == [label[STEP]])  # the table row comes first
     drift = math.exp(statistics.fmean(math.log(d) for d in DRIFT))  # the references are geometric means
-    assert step.split()[:6] == [STEP, "A/B", "x4", f"{600 * drift:,.1f}", f"{540 * drift:,.1f}", "-10.0%"]
+    assert step.split()[:4] == [label[STEP], f"{600 * drift:,.1f}", f"{540 * drift:,.1f}", "-10.0%"]
     assert step.split()[-2:] == ["4/4", REGRESSED]
-    loader = next(line for line in lines if line.split()[:1] == [LOADER])
+    loader = next(line for line in lines if line.split()[:1] == [label[LOADER]])
     assert loader.split()[-2:] == ["4/4", OK]
     assert "A: working tree; B: rev abc1234; 93 s" in lines
     assert err == ""
@@ -309,8 +311,8 @@ def test_ab_of_a_slowed_down_side_b_regresses(
     assert code in (0, 1), out + err
     assert err == ""
     lines = out.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["benchmark", "against"])
-    row_cells = lines[header + 1].split()
-    assert row_cells[:3] == [TINY_STEP, "A/B", "x1"]
-    assert "1/1" in row_cells
+    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["#", "ref", "img/s"])
+    row_cells = lines[header + 2].split()  # under the header's rule
+    assert row_cells[0] == "#1" and "1/1" in row_cells
+    assert "against A/B x1:" in lines and any(line.startswith(f"#1  {TINY_STEP}: ") for line in lines)
     assert lines[-1].startswith("trainperf ab: " + ("REGRESSED (" if code else "no regression ("))

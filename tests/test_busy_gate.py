@@ -90,7 +90,7 @@ def test_a_machine_that_stays_busy_gives_no_verdict(tmp_path, monkeypatch):
     row = outcome.rows[0]
     assert row.verdict == CONTENDED and row.busy == pytest.approx(0.45) and not row.failed
     assert outcome.exit_code == gate.EXIT_CONTENDED and outcome.failures == []
-    assert "other work took 45% of the machine's CPU" in outcome.errors[0]
+    assert "other work took 45.0% of the machine's CPU" in outcome.errors[0]
     assert any("no quiet moment came" in note for note in outcome.notes)
 
 
@@ -146,7 +146,7 @@ def test_a_drop_the_machines_own_slowdown_explains_gets_no_verdict():
     row = verdict.Comparison(NAME, REGRESSED, 1000.0, 720.0, -0.28, 0.05, 0.078, 0.1, 0.03, (5, 2))
     slower = verdict.on_slower_machine(row, -0.25)  # net of the machine: 0.72 / 0.75 = -4%
     assert slower.verdict == SLOWER_MACHINE and not slower.failed and slower.machine_change == -0.25
-    assert "ran 25% slower than when the baseline was recorded" in slower.line()
+    assert "ran 25.0% slower than when the baseline was recorded" in slower.line()
     assert verdict.on_slower_machine(row, -0.05) == row  # within the probe's own noise: nothing changes
     worse = dataclasses.replace(row, change=-0.48, current=520.0)
     assert verdict.on_slower_machine(worse, -0.20) == worse  # net -35%: slower code on a slower machine

@@ -307,9 +307,12 @@ def test_suite_records_every_world_size_with_efficiency(ddp_suite, tmp_path):
     assert (
         one["threads_per_rank"] == two["threads_per_rank"] == distributed.threads_per_rank(2, distributed.usable_cpus())
     )
-    # pytest-benchmark's rounds are the ranks' training windows (replayed as sleeps of each window's length
-    # through its public pedantic: never shorter, late by a scheduler tick at most), not the launch around them
-    replayed, windows = by_size[2]["stats"]["data"], two["window_s_rounds"]
+    # pytest-benchmark's rounds are the ranks' training windows, per step (replayed as sleeps of each window's
+    # length through its public pedantic, a step per iteration: never shorter, late by a scheduler tick at most),
+    # not the launch around them
+    stats, windows, steps = by_size[2]["stats"], two["window_s_rounds"], two["steps_per_round"]
+    assert stats["iterations"] == steps
+    replayed = [per_step * steps for per_step in stats["data"]]
     assert len(replayed) == len(windows)
     assert all(w <= r <= w + 0.05 for r, w in zip(replayed, windows, strict=True)), (replayed, windows)
     assert by_size[2]["group"] == "ddp_train_step" and two["launch_s"] > sum(two["window_s_rounds"])

@@ -36,7 +36,7 @@ def test_other_processes_and_steal_are_shares_of_the_whole_machine(tmp_path):
     # 800 ticks in all: 400 busy, 250 of them ours, 200 stolen
     assert load.others == pytest.approx(150 / 800) and load.steal == pytest.approx(200 / 800)
     assert load.busy == pytest.approx(350 / 800)
-    assert "19% of the machine's CPU went to other processes and 25% to other guests" in load.describe()
+    assert "18.8% of the machine's CPU went to other processes and 25.0% to other guests" in load.describe()
 
 
 def test_an_ended_child_counts_as_ours_through_its_parent(tmp_path):

@@ -15,18 +15,31 @@ from trainperf.telemetry import Sampler
 
 
 class FakeBenchmark:
-    """Calls the target like pytest-benchmark's pedantic: setup before each round, ``rounds`` times."""
+    """Calls the target like pytest-benchmark 5's pedantic: ``rounds`` rounds of ``iterations`` calls, setup
+    before each (refused with more than one iteration), one more call after looped rounds for its result."""
 
-    def __init__(self) -> None:
-        self.calls = 0
+    def __init__(self, before_round=None, after_round=None) -> None:
+        self.calls = 0  # rounds
+        self.iterations = None
+        self.before_round, self.after_round = before_round, after_round
 
     def pedantic(self, target, setup=None, rounds=1, iterations=1, warmup_rounds=0):
-        assert iterations == 1 and warmup_rounds == 0
+        assert warmup_rounds == 0
+        if iterations > 1 and setup is not None:
+            raise ValueError("Can't use more than 1 `iterations` with a `setup` function.")
+        self.iterations = iterations
         for _ in range(rounds):
+            if self.before_round is not None:
+                self.before_round()
             if setup is not None:
                 setup()
-            target()
+            for _ in range(iterations):
+                target()
             self.calls += 1
+            if self.after_round is not None:
+                self.after_round()
+        if iterations > 1:
+            target()
 
 
 def _trainer(model: nn.Module, compile_mode: str = "eager", batches: int = 2):
@@ -69,27 +82,73 @@ def test_train_step_times_windows_and_reports_training_progress():
     assert result.health.compilation.recompiles_in_rounds == 0
 
 
-def test_each_timed_window_synchronizes_the_device_once(monkeypatch):
+@pytest.mark.parametrize("per_unit", [False, True])
+def test_each_timed_window_synchronizes_the_device_once(monkeypatch, per_unit):
     # Per-step synchronization would cost ~13% on a launch-bound GPU: a window may wait for the device only at
-    # its end, whatever the number of steps in it.
+    # its end, whatever the number of steps in it (and however many calls pytest-benchmark makes of it).
     syncs = []
     for module in (measure, training):
         monkeypatch.setattr(module, "synchronize", lambda device: syncs.append(device))
     per_round = []
-
-    class Counting(FakeBenchmark):
-        def pedantic(self, target, **kwargs):
-            def counted():
-                before = len(syncs)
-                target()
-                per_round.append(len(syncs) - before)
-
-            super().pedantic(counted, **kwargs)
-
-    measure.train_step(
-        Counting(), _trainer(_tiny()), Sampler(gpu=None), warmup_steps=2, rounds=3, window_s=1.0, steps=7
+    bench = FakeBenchmark(
+        before_round=lambda: per_round.append(-len(syncs)), after_round=lambda: per_round.append(len(syncs))
     )
-    assert per_round == [1, 1, 1]
+    measure.train_step(
+        bench, _trainer(_tiny()), Sampler(gpu=None), warmup_steps=2, rounds=3, window_s=1.0, steps=7, per_unit=per_unit
+    )
+    assert [start + end for start, end in zip(per_round[::2], per_round[1::2], strict=True)] == [1, 1, 1]
+    assert bench.iterations == (7 if per_unit else 1)
+
+
+def test_per_unit_statistics_give_pytest_benchmark_one_iteration_per_step():
+    bench, told = FakeBenchmark(), []
+    result = measure.train_step(
+        bench,
+        _trainer(_tiny()),
+        Sampler(gpu=None, period_s=0.05),
+        warmup_steps=2,
+        rounds=4,
+        window_s=1.0,
+        steps=5,
+        per_unit=True,
+        on_round=lambda done, total, rate: told.append((done, total, rate)),
+    )
+    # pytest-benchmark divides each round by 5 calls; the rounds are still 4 whole windows of 5 steps, each
+    # with its telemetry mark, and the call after the looped rounds runs nothing
+    assert bench.iterations == 5 and bench.calls == 4
+    assert result.rounds == 4 and len(result.window_s_rounds) == 4 and result.steps_per_round == 5
+    assert len(result.health.telemetry.throttled_rounds) == 4
+    assert [(done, total) for done, total, _ in told] == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [rate for _, _, rate in told[1:]] == pytest.approx([16 * 5 / s for s in result.window_s_rounds], rel=1e-3)
+
+
+def test_unit_rounds_run_each_round_once_whatever_the_calls():
+    calls = []
+    bench = FakeBenchmark()
+    measure.unit_rounds(bench, lambda: calls.append("round"), rounds=3, units=4, setup=lambda: calls.append("mark"))
+    assert calls == ["mark", "round"] * 3 and bench.iterations == 4
+    # a stand-in that times rounds itself and calls the target once a round (the distributed worker's)
+    calls.clear()
+    measure.unit_rounds(bench, lambda: calls.append("round"), rounds=2, units=4, per_unit=False)
+    assert calls == ["round"] * 2 and bench.iterations == 1
+
+
+def test_epoch_statistics_are_per_batch():
+    data = torch.utils.data.TensorDataset(torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,)))
+    loader = torch.utils.data.DataLoader(data, batch_size=16, drop_last=True)
+    bench, told = FakeBenchmark(), []
+    result = measure.epoch(
+        bench,
+        _trainer(_tiny()),
+        loader,
+        Sampler(gpu=None),
+        rounds=3,
+        non_blocking=False,
+        per_unit=True,
+        on_round=lambda done, total, rate: told.append((done, total)),
+    )
+    assert bench.iterations == 4 and result.rounds == 3 and result.images_per_epoch == 64
+    assert told == [(0, 3), (1, 3), (2, 3), (3, 3)]
 
 
 def test_calibration_fills_the_window():
@@ -259,6 +318,9 @@ def test_dataloader_counts_images_per_round():
     result = measure.dataloader(bench, loader, torch.device("cpu"), rounds=3, non_blocking=False)
     assert bench.calls == 3
     assert result.images_per_round == 40 and len(result.throughput.img_per_s_rounds) == 3
+    per_image = FakeBenchmark()
+    result = measure.dataloader(per_image, loader, torch.device("cpu"), rounds=3, non_blocking=False, per_unit=True)
+    assert per_image.iterations == 40 and result.rounds == 3 and len(result.throughput.img_per_s_rounds) == 3
 
 
 def test_empty_loader_is_an_error():

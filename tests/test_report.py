@@ -206,10 +206,12 @@ def test_summary_of_one_run_is_the_short_table_alone(capsys):
     code, out, err = run_cli(capsys, "report", "--format", "summary", CPU_RUN)
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0].split()[:3] == ["benchmark", "img/s", "spread"] and set(lines[1]) == {"-", " "}
-    assert len(lines) == 2 + len(doc(CPU_RUN)["benchmarks"])  # one row per benchmark, no machine header
-    step = next(line for line in lines if line.startswith(STEP))
-    assert step.split()[1:3] == ["662.4", "2.6%"]
+    count = len(doc(CPU_RUN)["benchmarks"])
+    assert lines[0].split()[:4] == ["#", "benchmark", "img/s", "spread"] and set(lines[1]) == {"-", " "}
+    # one row per benchmark, no machine header; then a blank line and one line per label with the full test id
+    assert len(lines) == 2 + count + 1 + count and lines[2 + count] == ""
+    assert lines[2 + count + 5] == f"#5  {STEP}"
+    assert lines[2 + 4].split()[:5] == ["#5", "train_step", "662.4", "2.6%", "193.24"]
 
 
 def test_a_result_without_case_id_takes_the_benchmark_param(tmp_path):
@@ -231,7 +233,7 @@ def test_summary_of_a_history_names_the_machine_and_its_latest_run(capsys):
     header, run, table_header = out.splitlines()[:3]
     assert header == f"== machine {CPU_KEY} =="
     assert run.startswith("Latest run 2026-11-28 19:01:04 UTC") and "0003_" in run and "3 runs since" in run
-    assert table_header.startswith("benchmark")
+    assert table_header.split()[:2] == ["#", "benchmark"]
 
 
 def test_summary_rows_format_every_kind():
@@ -283,15 +285,32 @@ def test_summary_rows_format_every_kind():
     ]
     out = summary.table_lines(rows)
     assert out[0].split() == [
-        *("benchmark", "img/s", "spread", "step", "ms", "epoch", "s", "compile", "s"),
-        *("peak", "MiB", "GPU", "%", "scaling", "loss", "flags"),
+        *("#", "benchmark", "img/s", "spread", "step", "ms", "epoch", "s", "compile", "s"),
+        *("peak", "MiB", "GPU", "%", "scaling", "loss"),
     ]
     assert out[2].split() == [
-        *("test_train_step[cpu-x]", "1,234.5", "1.2%", "25.90", "-", "0.50", "800", "-", "-", "2.30->1.10"),
+        *("#1", "train_step", "1,234.5", "1.2%", "25.90", "-", "0.50", "800", "-", "-", "2.30->1.10"),
     ]
-    assert "40.0/9.5 c/w" in out[3]
-    assert out[4].endswith("NOISY,THROTTLED") and " 97 " in out[4]
-    assert out[5].split()[0] == "test_ddp_train_step[cpu-x-ws2]" and " 90% " in out[5]
+    assert out[3].split()[:2] == ["#2", "compile_time"] and "40.0/9.5 c/w" in out[3]
+    assert out[4].split()[:2] == ["#3", "epoch"] and " 97 " in out[4] and "NOISY" not in out[4]
+    assert out[5].split()[:2] == ["#4", "ddp_train_step"] and " 90% " in out[5]
+    # Under the table: each label's full test id, and its flags where it has any.
+    assert out[6:] == [
+        "",
+        "#1  test_train_step[cpu-x]",
+        "#2  test_compile_time[cuda-y]",
+        "#3  test_epoch[cuda-z]  NOISY,THROTTLED",
+        "#4  test_ddp_train_step[cpu-x-ws2]",
+    ]
+
+
+def test_summary_shortens_a_long_test_function_and_small_scaling_keeps_a_digit():
+    rec = record(
+        "ddp_train_step", "cpu-x-ws2", img_per_s=9.0, img_per_s_rounds=[9.0], world_size=2, scaling_efficiency=0.001
+    )
+    out = summary.table_lines([summary.row("test_a_benchmark_with_a_very_long_name[cpu-x-ws2]", rec)])
+    assert out[2].split()[:2] == ["#1", "a_benchmark_wit~"] and " 0.1% " in out[2]  # not "0%"
+    assert out[-1] == "#1  test_a_benchmark_with_a_very_long_name[cpu-x-ws2]"
 
 
 def test_summary_of_an_unknown_kind_shows_what_it_stored():
@@ -303,7 +322,8 @@ def test_summary_of_an_unknown_kind_shows_what_it_stored():
 def test_live_summary_names_each_benchmark_by_its_test_id():
     rec = record("train_step", "cuda-x", img_per_s=500.0, img_per_s_rounds=[500.0], cudagraph_skips=2)
     lines = summary.format_results([Finished("perf/test_train.py::test_train_step[cuda-x]", "test_train_step", rec)])
-    assert lines[2].startswith("test_train_step[cuda-x] ") and lines[2].endswith("NO-CUDAGRAPHS")
+    assert lines[2].split()[:3] == ["#1", "train_step", "500.0"]
+    assert lines[-1] == "#1  test_train_step[cuda-x]  NO-CUDAGRAPHS"
 
 
 def test_live_summary_computes_scaling_over_the_run():
@@ -319,8 +339,9 @@ def test_live_summary_computes_scaling_over_the_run():
         return Finished(f"perf/test_ddp.py::test_ddp_train_step[cpu-x-ws{size}]", "test_ddp_train_step", rec)
 
     lines = summary.format_results([ddp(2, 304.2), ddp(1, 198.1)])  # the larger world size ran first
-    assert lines[2].startswith("test_ddp_train_step[cpu-x-ws2] ") and " 77% " in lines[2]
-    assert lines[3].startswith("test_ddp_train_step[cpu-x-ws1] ") and " 100% " in lines[3]
+    assert lines[2].startswith("#1 ") and " 77% " in lines[2]
+    assert lines[3].startswith("#2 ") and " 100% " in lines[3]
+    assert lines[-2:] == ["#1  test_ddp_train_step[cpu-x-ws2]", "#2  test_ddp_train_step[cpu-x-ws1]"]
 
 
 def test_the_cli_and_the_summary_import_no_pandas_torch_or_matplotlib():

@@ -7,7 +7,17 @@ import json
 import pytest
 
 from trainperf.gate import verdict_report as vr
-from trainperf.gate.verdict import MISSING, NEW, REGRESSED, UNCONFIRMED, Comparison, compare, confirm, paired
+from trainperf.gate.verdict import (
+    INCONCLUSIVE,
+    MISSING,
+    NEW,
+    REGRESSED,
+    UNCONFIRMED,
+    Comparison,
+    compare,
+    confirm,
+    paired,
+)
 
 NAME = "test_train_step[cpu-eager-fp32-contiguous-resnet18-b128-foreach]"
 # Six agreeing runs: the tolerance sets the threshold (five would leave 5.1% at alpha 0.02).
@@ -73,14 +83,26 @@ def test_write_replaces_atomically(tmp_path):
 def test_table_shows_verdict_threshold_and_noise_warning():
     rows = [compare(NAME, RUNS, [800.0], against="baseline k.json"), *_rows()[1:]]
     lines = vr.table_lines(rows)
-    header, regressed, inconclusive = lines[0], lines[1], lines[2]
-    for column in ("benchmark", "against", "change", "confirm", "threshold", "detectable", "noise", "runs", "verdict"):
+    header, rule, regressed, inconclusive = lines[:4]
+    for column in ("#", "ref img/s", "current img/s", "change", "confirm", "threshold", "detectable", "noise", "runs"):
         assert column in header
-    assert NAME in regressed and REGRESSED in regressed and "-20.0%" in regressed and "-5.0%" in regressed
-    assert "6/1" in regressed and "(noise > tolerance)" not in regressed
-    assert "-18.3%" in inconclusive and "inconclusive" in inconclusive and "(noise > tolerance)" in inconclusive
-    assert "2/2" in lines[3] and MISSING in lines[4] and NEW in lines[5]
-    assert len(lines) == 1 + len(rows)
+    assert header.endswith("verdict") and set(rule) == {"-", " "}
+    assert regressed.startswith("#1 ") and REGRESSED in regressed and "-20.0%" in regressed and "-5.0%" in regressed
+    assert "6/1" in regressed and not regressed.endswith("*") and NAME not in regressed
+    assert inconclusive.startswith("#2 ") and "-18.3%" in inconclusive and inconclusive.endswith("inconclusive *")
+    assert lines[4].startswith("#3 ") and "2/2" in lines[4]
+    assert lines[5].endswith(" missing") and lines[6].endswith(" new")
+    # Under the table, per reference, each label's test id and verdict in full.
+    assert lines[7:] == [
+        "against baseline k.json:",
+        f"#1  {NAME}: {REGRESSED}",
+        f"#2  test_dataloader[cpu-w0-nopin]: {INCONCLUSIVE} (noise > tolerance)",
+        f"#4  test_dataloader[cpu-w4-pin]: {MISSING}",
+        "against A/B:",
+        "#3  test_dataloader[cpu-w2-pin]: REGRESSED (noise > tolerance)",
+        "against baseline:",
+        f"#5  test_dataloader[cpu-resident]: {NEW}",
+    ]
 
 
 def test_table_of_nothing_says_so():
@@ -88,6 +110,32 @@ def test_table_of_nothing_says_so():
 
 
 def test_table_shows_the_confirmation():
-    line = vr.table_lines(_rows()[:1])[1]
-    assert UNCONFIRMED in line and "-15.0%" in line and "+0.0%" in line
-    assert "threshold" in vr.legend() and "between-run noise" in vr.legend()
+    lines = vr.table_lines(_rows()[:1])
+    assert lines[2].startswith("#1 ") and "not confirmed" in lines[2] and "-15.0%" in lines[2] and "+0.0%" in lines[2]
+    assert lines[4] == f"#1  {NAME}: {UNCONFIRMED}"
+    words = " ".join(vr.legend().split())
+    assert "threshold" in words and "between-run noise" in words and "*: " in words
+    assert all(len(line) <= vr.WIDTH for line in vr.legend().splitlines())
+
+
+@pytest.mark.parametrize(
+    ("fraction", "digits", "text"),
+    [
+        (0.001, 0, "0.1%"),  # the issue: a 0.1% limit printed as "0%"
+        (0.001, 1, "0.1%"),
+        (0.0004, 1, "0.04%"),
+        (0.05, 1, "5.0%"),
+        (0.77, 0, "77%"),
+        (0.0, 1, "0.0%"),
+        (-0.0004, 1, "-0.04%"),
+        (1e-9, 1, "0.0000%"),  # at most four decimals
+    ],
+)
+def test_small_fractions_keep_a_significant_digit(fraction, digits, text):
+    assert vr.percent(fraction, digits=digits) == text
+
+
+def test_a_tiny_threshold_is_not_printed_as_zero():
+    row = Comparison(NAME, "ok", baseline=1000.0, current=999.9, change=-0.0001, tolerance=0.0004, threshold=0.0004)
+    cells = vr.table_lines([row])[2].split()
+    assert "-0.04%" in cells and "-0.0%" in cells  # the threshold keeps its digit; the measured change is 0.0%

@@ -1,6 +1,7 @@
 """The ``trainperf`` command.
 
-- ``trainperf report PATH...``: tables (and charts) of saved runs, and the verdict table of verdict JSON files.
+- ``trainperf report PATH...``: tables (and charts) of saved runs, and the verdict table of verdict JSON files;
+  ``--format github-action-benchmark`` or ``bencher`` exports the runs' img/s for those tools.
 - ``trainperf ab [--a-rev REV] [--b-rev REV] [--a-python PY] ... -- PYTEST_ARGS``: interleaved A/B.
 - ``trainperf baseline record|promote|show``: the baseline's life cycle.
 
@@ -70,7 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=rp.FORMATS,
         default="text",
         help="text for a terminal, markdown for $GITHUB_STEP_SUMMARY or a PR comment, csv with raw numbers, "
-        "summary for the short one-table view that ends a pytest run, one row per benchmark (default: text)",
+        "summary for the short one-table view that ends a pytest run, one row per benchmark; "
+        "github-action-benchmark (its customBiggerIsBetter JSON) or bencher (Bencher Metric Format JSON) for "
+        "those tools' history charts, median img/s per benchmark (default: text)",
+    )
+    report.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write the report there instead of stdout (default: stdout)"
     )
     report.add_argument("--plot", type=Path, metavar="DIR", help="also write PNG charts there (default: none)")
     report.add_argument(
@@ -138,31 +144,55 @@ def _is_verdict_file(path: Path) -> bool:
         return False
 
 
+def _verdict_lines(path: Path) -> list[str]:
+    rows, meta = vr.parse(json.loads(path.read_text(encoding="utf-8")), str(path))
+    mode, key, code = meta.get("mode"), meta.get("machine_key"), meta.get("exit_code")
+    head = f"{path}: {mode} verdicts, machine key {key}, exit {code}"
+    return [head, *vr.table_lines(rows), *(str(n) for n in meta.get("notes", [])), ""]
+
+
+def _runs_report(args: argparse.Namespace, runs: list[Path]) -> tuple[str, list[Path]]:
+    """The rendered report of saved runs, and the charts written (``--plot``)."""
+    machines = rp.group_by_machine(rp.load_runs(runs))
+    baseline = load(args.baseline) if args.baseline else None
+    if baseline is not None:
+        charts.check_baseline(machines, baseline, args.baseline)
+    text = rp.render(machines, args.format)
+    return text, charts.write_plots(machines, args.plot, baseline) if args.plot else []
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise rp.ReportError(path, f"cannot write the report ({exc.strerror or exc})") from None
+
+
 def report(args: argparse.Namespace) -> int:
     verdicts = [p for p in args.paths if _is_verdict_file(p)]
     runs = [p for p in args.paths if p not in verdicts]
+    if verdicts and args.format in rp.EXPORTS:
+        print(f"trainperf report: {verdicts[0]}: a verdict file; --format {args.format} exports runs", file=sys.stderr)
+        return 2
     out: list[str] = []
     written: list[Path] = []
     try:
         for path in verdicts:
-            rows, meta = vr.parse(json.loads(path.read_text(encoding="utf-8")), str(path))
-            mode, key, code = meta.get("mode"), meta.get("machine_key"), meta.get("exit_code")
-            out.append(f"{path}: {mode} verdicts, machine key {key}, exit {code}")
-            out += vr.table_lines(rows) + [str(n) for n in meta.get("notes", [])] + [""]
+            out += _verdict_lines(path)
         if runs:
-            machines = rp.group_by_machine(rp.load_runs(runs))
-            baseline = load(args.baseline) if args.baseline else None
-            if baseline is not None:
-                charts.check_baseline(machines, baseline, args.baseline)
-            out.append(rp.render(machines, args.format))
-            written = charts.write_plots(machines, args.plot, baseline) if args.plot else []
+            text, written = _runs_report(args, runs)
+            out.append(text)
+        report_text = "\n".join(out) if verdicts else out[0]
+        if args.output:
+            _write(args.output, report_text)
     except (rp.ReportError, BaselineError, vr.VerdictFileError) as exc:
         print(f"trainperf report: {exc}", file=sys.stderr)
         return 2
-    sys.stdout.write("\n".join(out) if verdicts else out[0])
-    # The chart paths would corrupt a CSV on stdout.
+    if not args.output:
+        sys.stdout.write(report_text)
+    # The chart paths would corrupt a CSV or JSON on stdout.
     for path in written:
-        print(path, file=sys.stderr if args.format == "csv" else sys.stdout)
+        print(path, file=sys.stderr if args.format in rp.MACHINE_READABLE else sys.stdout)
     return 0
 
 

@@ -111,12 +111,12 @@ class Comparison:
             text += f"; first run {self.first:+.1%}, confirmation in a fresh process {self.confirmation:+.1%}"
         if self.busy is not None:
             text += (
-                f"; other work took {self.busy:.0%} of the machine's CPU while it was measured, so the drop may be "
+                f"; other work took {self.busy:.1%} of the machine's CPU while it was measured, so the drop may be "
                 f"the neighbours' (run it again on a quiet machine, or use trainperf ab)"
             )
         if self.machine_change is not None:
             text += (
-                f"; the machine itself ran {-self.machine_change:.0%} slower than when the baseline was recorded "
+                f"; the machine itself ran {-self.machine_change:.1%} slower than when the baseline was recorded "
                 f"(speed probe), which explains this drop (run it again later, or use trainperf ab)"
             )
         if self.underpowered:

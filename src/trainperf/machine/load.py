@@ -53,7 +53,7 @@ class MachineLoad:
 
     def describe(self) -> str:
         return (
-            f"{self.others:.0%} of the machine's CPU went to other processes and {self.steal:.0%} to other guests "
+            f"{self.others:.1%} of the machine's CPU went to other processes and {self.steal:.1%} to other guests "
             f"(steal) over {self.seconds:.0f} s"
         )
 

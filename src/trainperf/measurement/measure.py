@@ -1,7 +1,8 @@
 """The timed parts: training-step windows, epochs, the DataLoader alone, and compile time.
 
 Nothing here imports pytest: ``benchmark`` is anything with pytest-benchmark's ``pedantic``.  A result that
-must not be trusted raises ``MeasurementError``; the pytest layer turns it into a failed case.
+must not be trusted raises ``MeasurementError``; the pytest layer turns it into a failed case.  With
+``per_unit`` pytest-benchmark's statistics are per step, batch or image (``unit_rounds``), not per round.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ NOISY_SPREAD = 0.10
 # Calibration window: long enough to average out launch jitter, short enough to stay cheap.
 CALIBRATION_S = 0.25
 MAX_STEPS_PER_WINDOW = 100_000
+
+OnRound = Callable[[int, int, float], None]
+"""Told after each timed round: rounds done, rounds in all, that round's img/s (0 done: the untimed warm-up's)."""
 
 
 class MeasurementError(Exception):
@@ -123,11 +127,47 @@ def _memory_peak(device: torch.device, sampled_rss_mib: float | None) -> tuple[f
     return sampled_rss_mib, "process_rss"
 
 
-def _timed_rounds(benchmark: Any, target: Callable[[], None], sampler: Sampler, rounds: int) -> Any:
+def unit_rounds(
+    benchmark: Any,
+    one_round: Callable[[], None],
+    *,
+    rounds: int,
+    units: int,
+    setup: Callable[[], None] | None = None,
+    per_unit: bool = True,
+) -> None:
+    """``rounds`` pytest-benchmark rounds of ``one_round`` (``setup`` first), with statistics per unit of work.
+
+    pytest-benchmark calls the target ``iterations`` times a round and divides the round's time by that: the
+    round runs whole in the first of ``units`` calls (the window trainperf times itself, one synchronization;
+    its own numbers keep their meaning) and the rest return at once (~0.1 us each), so its mean and ops are per
+    unit and move with the work per unit. ``setup`` runs in that first call (pytest-benchmark refuses it with
+    ``iterations`` > 1), outside trainperf's timing; calls past the rounds (its extra call, cprofile) do
+    nothing. ``per_unit=False``: one call a round, for stand-ins that ignore ``iterations`` (the DDP worker's).
+    """
+    if not per_unit:
+        benchmark.pedantic(one_round, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
+        return
+    calls = 0
+
+    def target() -> None:
+        nonlocal calls
+        if calls % units == 0 and calls < rounds * units:
+            if setup is not None:
+                setup()
+            one_round()
+        calls += 1
+
+    benchmark.pedantic(target, rounds=rounds, iterations=units, warmup_rounds=0)
+
+
+def _timed_rounds(
+    benchmark: Any, target: Callable[[], None], sampler: Sampler, rounds: int, units: int, per_unit: bool
+) -> Any:
     """pytest-benchmark rounds of ``target`` with the sampler running and a mark at each round's start."""
     sampler.start()
     try:
-        benchmark.pedantic(target, setup=sampler.mark, rounds=rounds, iterations=1, warmup_rounds=0)
+        unit_rounds(benchmark, target, rounds=rounds, units=units, setup=sampler.mark, per_unit=per_unit)
     finally:
         telemetry = sampler.stop()
     return telemetry
@@ -208,15 +248,21 @@ def train_step(
     identity: Identity | None = None,
     world_size: int = 1,
     reduce_max: ReduceMax = _local,
+    per_unit: bool = False,
+    on_round: OnRound | None = None,
 ) -> TrainStep:
     """Training-step throughput: windows of many steps, one synchronization at the end of each window.
 
     In a distributed run every rank calls this with ``reduce_max`` taking the maximum over ranks: a window
     lasts as long as its slowest rank, and img/s counts the ``world_size`` ranks' images together.
+    ``per_unit``: pytest-benchmark's statistics per step; ``on_round``: told after warm-up and each window.
     """
     at_start = compile_counters()
     warm_times, loss_first = warm_up(trainer, warmup_steps)
     steps_per_round, steady_s = calibrate(trainer, warm_times[-1], window_s, steps, reduce_max)
+    images = world_size * trainer.case.batch_size * steps_per_round
+    if on_round is not None:
+        on_round(0, rounds, images / max(steps_per_round * steady_s, 1e-9))
     before_rounds = compile_counters()
     _memory_start(trainer.device)
     round_s: list[float] = []
@@ -226,12 +272,14 @@ def train_step(
         trainer.run(steps_per_round)
         synchronize(trainer.device)
         round_s.append(time.perf_counter() - start)
+        if on_round is not None:
+            on_round(len(round_s), rounds, images / round_s[-1])
 
-    telemetry = _timed_rounds(benchmark, window, sampler, rounds)
+    telemetry = _timed_rounds(benchmark, window, sampler, rounds, steps_per_round, per_unit)
     round_s = reduce_max(round_s)
     return TrainStep(
         identity=identity or _case_identity(trainer),
-        throughput=rate_summary(world_size * trainer.case.batch_size * steps_per_round, round_s),
+        throughput=rate_summary(images, round_s),
         step_ms=round(statistics.median(round_s) / steps_per_round * 1e3, 4),
         window_s_rounds=tuple(round(s, 6) for s in round_s),
         steps_per_round=steps_per_round,
@@ -252,38 +300,45 @@ def epoch(
     rounds: int,
     non_blocking: bool,
     identity: Identity | None = None,
+    per_unit: bool = False,
+    on_round: OnRound | None = None,
 ) -> Epoch:
     """Whole epochs through the real DataLoader: host pipeline, copies and training together.
 
     One whole untimed epoch comes first: compilation and autotuning happen in its first steps, workers start,
     and it ends normally, so the first timed epoch does not inherit a half-consumed prefetch queue (abandoning
     a persistent-worker iterator makes the next one wait for and discard its in-flight batches).
+    ``per_unit``: pytest-benchmark's statistics per batch; ``on_round``: told after each epoch, untimed too.
     """
     epoch_s: list[float] = []
     images: list[int] = []
+    batches: list[int] = []
     first_loss: list[float] = []
 
     def one_epoch() -> None:
         start = time.perf_counter()
-        seen = 0
+        seen = steps = 0
         for x, y in loader:
             trainer.step(*trainer.to_input(x, y, non_blocking=non_blocking))
             if not first_loss:
                 first_loss.append(_loss(trainer))  # a sync, but only in the untimed warm-up epoch
             seen += x.shape[0]
+            steps += 1
         synchronize(trainer.device)
         epoch_s.append(time.perf_counter() - start)
         images.append(seen)
+        batches.append(steps)
+        if on_round is not None:
+            on_round(len(batches) - 1, rounds, seen / epoch_s[-1])  # batches keeps the untimed epoch's
 
     at_start = compile_counters()
     one_epoch()
     if not images[0]:
         raise MeasurementError("the epoch yielded no batch: dataset smaller than one batch?")
-    epoch_s.clear()
-    images.clear()
+    del epoch_s[0], images[0]
     before_rounds = compile_counters()
     _memory_start(trainer.device)
-    telemetry = _timed_rounds(benchmark, one_epoch, sampler, rounds)
+    telemetry = _timed_rounds(benchmark, one_epoch, sampler, rounds, batches[0], per_unit)
     return Epoch(
         identity=identity or _case_identity(trainer),
         throughput=rate_summary(images[0], epoch_s),
@@ -303,8 +358,11 @@ def dataloader(
     rounds: int,
     non_blocking: bool,
     identity: Identity | None = None,
+    per_unit: bool = False,
+    on_round: OnRound | None = None,
 ) -> Loader:
-    """Images per second out of a loader, delivered onto ``device`` (no training)."""
+    """Images per second out of a loader, delivered onto ``device`` (no training); ``per_unit``:
+    pytest-benchmark's statistics per image; ``on_round``: told after each drain, untimed too."""
 
     def drain() -> int:
         seen = 0
@@ -316,17 +374,23 @@ def dataloader(
         synchronize(device)
         return seen
 
+    warm_s = time.perf_counter()
     images = drain()  # warm-up: starts persistent workers, fills caches
+    warm_s = time.perf_counter() - warm_s
     if images == 0:
         raise MeasurementError("the loader yielded no batch: dataset smaller than one batch?")
+    if on_round is not None:
+        on_round(0, rounds, images / warm_s)
     round_s: list[float] = []
 
     def timed_drain() -> None:
         start = time.perf_counter()
         drain()
         round_s.append(time.perf_counter() - start)
+        if on_round is not None:
+            on_round(len(round_s), rounds, images / round_s[-1])
 
-    benchmark.pedantic(timed_drain, rounds=rounds, iterations=1, warmup_rounds=0)
+    unit_rounds(benchmark, timed_drain, rounds=rounds, units=images, per_unit=per_unit)
     return Loader(
         identity=identity or Identity(case_id=""),
         throughput=rate_summary(images, round_s),

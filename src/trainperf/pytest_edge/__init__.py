@@ -3,7 +3,8 @@
 Options become ``addoption`` calls (``options``), one ``PluginState`` lives in the config's stash (``state``), the
 session starts (``session_start``: checks before any test runs) and ends (``session_finish``: the gate's verdict,
 an exit status), cases are parametrized (``parametrize``), fixtures hand tests a trainer or loader (``fixtures``),
-and ``runner`` turns a measurement into pytest-benchmark rounds and a result record. Private attributes of pytest
+and ``runner`` turns a measurement into pytest-benchmark rounds and a result record (``progress`` prints lines
+for long cases). Private attributes of pytest
 and pytest-benchmark are touched only in ``compat``. The plugin module ``trainperf.plugin`` is a few lines per
 hook over these; nothing below this package imports pytest.
 """

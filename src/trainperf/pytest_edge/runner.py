@@ -14,6 +14,7 @@ import pytest
 from trainperf.machine.load import MachineLoad, Window
 from trainperf.measurement.cases import Case, DistributedCase, LoaderCase
 from trainperf.pytest_edge.compat import discard_numbers
+from trainperf.pytest_edge.progress import progress_for
 from trainperf.pytest_edge.state import state_of
 from trainperf.results import (
     CompileTime,
@@ -149,10 +150,10 @@ class Runner:
         """Training-step throughput of ``trainer``'s case."""
         from trainperf.measurement import measure
 
-        s = self.settings
+        s, what = self.settings, f"train_step[{trainer.case.id}]"
         self.benchmark.group = "train_step"
         result = self._measured(
-            f"train_step[{trainer.case.id}]",
+            what,
             lambda: measure.train_step(
                 self.benchmark,
                 trainer,
@@ -162,6 +163,8 @@ class Runner:
                 window_s=s.window_s,
                 steps=s.steps,
                 identity=Identity(case_id=trainer.case.id, config=_trainer_config(trainer)),
+                per_unit=True,
+                on_round=progress_for(self.request.config, what),
             ),
         )
         return self._record(replace(result, utilisation=self._mfu(trainer, result.throughput.img_per_s)))
@@ -173,8 +176,9 @@ class Runner:
         s, case = self.settings, trainer.case
         config = epoch_config(_trainer_config(trainer), loader)
         self.benchmark.group = "epoch"
+        what = f"epoch[{case.id}]"
         result = self._measured(
-            f"epoch[{case.id}]",
+            what,
             lambda: measure.epoch(
                 self.benchmark,
                 trainer,
@@ -183,6 +187,8 @@ class Runner:
                 rounds=s.epoch_rounds,
                 non_blocking=bool(getattr(loader, "pin_memory", False)) and trainer.device.type == "cuda",
                 identity=Identity(case_id=case.id, config=config),
+                per_unit=True,
+                on_round=progress_for(self.request.config, what),
             ),
         )
         return self._record(replace(result, utilisation=self._mfu(trainer, result.throughput.img_per_s)))
@@ -216,8 +222,9 @@ class Runner:
 
         self.benchmark.group = "dataloader"
         identity = Identity(case_id=case.id, config=loader_config(case.device, case.workers, case.pin_memory, batch))
+        what = f"dataloader[{case.id}]"
         result = self._measured(
-            f"dataloader[{case.id}]",
+            what,
             lambda: measure.dataloader(
                 self.benchmark,
                 build_loader(),
@@ -225,6 +232,8 @@ class Runner:
                 rounds=s.loader_rounds,
                 non_blocking=case.pin_memory,
                 identity=identity,
+                per_unit=True,
+                on_round=progress_for(self.request.config, what),
             ),
         )
         return self._record(result)
@@ -266,7 +275,7 @@ class Runner:
         record = ddp.record(dcase, launched)
         if record is None:
             pytest.skip(f"global rank 0 of {dcase.id} ran on another node; the run on that node records this case")
-        replay_rounds(self.benchmark, list(record.window_s_rounds))
+        replay_rounds(self.benchmark, list(record.window_s_rounds), record.steps_per_round or 1)
         return self._record(record)
 
     def _mfu(self, trainer: Trainer, img_per_s: float) -> Utilisation:
@@ -292,13 +301,15 @@ class Runner:
         return record
 
 
-def replay_rounds(benchmark: Any, window_s: list[float]) -> None:
+def replay_rounds(benchmark: Any, window_s: list[float], steps_per_round: int) -> None:
     """Give pytest-benchmark the windows the ranks timed (the slowest rank's per window), so its table, JSON and
-    --benchmark-compare show training windows, not the process launch around them. Through its public API only:
+    --benchmark-compare show training steps, not the process launch around them. Through its public API only:
     it times a sleep of each window's length (within sleep's precision, about 0.1 ms), which costs those seconds
-    once more."""
+    once more, as ``steps_per_round`` iterations: its statistics are per step, like a single-process case's."""
+    from trainperf.measurement.measure import unit_rounds
+
     durations = iter(window_s)
-    benchmark.pedantic(lambda: time.sleep(next(durations)), rounds=len(window_s), iterations=1, warmup_rounds=0)
+    unit_rounds(benchmark, lambda: time.sleep(next(durations)), rounds=len(window_s), units=steps_per_round)
 
 
 def tolerance_marker(node: pytest.Item) -> float | None:

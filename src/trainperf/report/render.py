@@ -1,5 +1,6 @@
-"""The report as text for a terminal, markdown for a job summary or PR comment, CSV of raw numbers, or the short
-summary table; one section per machine, always of its latest run.
+"""The report as text for a terminal, markdown for a job summary or PR comment, CSV of raw numbers, the short
+summary table, or the JSON of a benchmark-history tool (:mod:`~trainperf.report.exports`); one section per
+machine, always of its latest run.
 
 pandas comes in through :mod:`trainperf.report.tables`, imported inside the functions that build tables.
 """
@@ -10,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from trainperf.report import exports
 from trainperf.report.load import Machine
 from trainperf.report.summary import run_lines
 from trainperf.results import K
@@ -17,7 +19,10 @@ from trainperf.results import K
 if TYPE_CHECKING:
     from trainperf.report.tables import Section
 
-FORMATS = ("text", "markdown", "csv", "summary")
+EXPORTS = ("github-action-benchmark", "bencher")
+FORMATS = ("text", "markdown", "csv", "summary", *EXPORTS)
+# Formats a program reads: nothing but the format may go to stdout (chart paths go to stderr).
+MACHINE_READABLE = ("csv", *EXPORTS)
 
 Formatter = Callable[[Any], str]
 
@@ -200,5 +205,12 @@ def render_summary(machines: Sequence[Machine]) -> str:
 
 def render(machines: Sequence[Machine], fmt: str = "text") -> str:
     """The report of each machine's latest run in ``fmt`` (one of FORMATS)."""
-    renderers = {"text": render_text, "markdown": render_markdown, "csv": render_csv, "summary": render_summary}
+    renderers = {
+        "text": render_text,
+        "markdown": render_markdown,
+        "csv": render_csv,
+        "summary": render_summary,
+        "github-action-benchmark": exports.render_github_action_benchmark,
+        "bencher": exports.render_bencher,
+    }
     return renderers[fmt](machines)

@@ -3,6 +3,9 @@
 Printed at the end of every ``pytest perf/`` run (:func:`format_results`, from the plugin) and by
 ``trainperf report --format summary`` for a saved run (:func:`run_lines`). Plain Python, no pandas: the plugin
 loads it in every run that measured something.
+
+It fits in ``WIDTH`` (120) columns: a row is named by a label (``#1``) and its test function, and the lines under
+the table give each label's full test id (up to 100 characters in a real matrix) and its flags.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from trainperf.gate.verdict_report import aligned, labels, percent
 from trainperf.report.load import Run
 from trainperf.results import CompileTime, K, Result, with_scaling
 
+# The cells of :func:`row`: the full name first and the flags last, both printed under the table.
 COLUMNS = (
     "benchmark",
     "img/s",
@@ -26,6 +31,8 @@ COLUMNS = (
     "loss",
     "flags",
 )
+HEADER = ("#", "benchmark", *COLUMNS[1:-1])
+_SHORT = 16  # the longest test function name in the table; the full test id is under it
 
 
 # The stored numbers the table shows. A kind this trainperf does not know keeps its values unchecked
@@ -88,22 +95,26 @@ def row(name: str, record: Result) -> tuple[str, ...]:
         _compile_text(record, flat, n),
         _num(n[K.peak_mem_mib], 0),
         _num(n[K.gpu_util_pct], 0),
-        "-" if scaling is None else f"{scaling:.0%}",
+        "-" if scaling is None else percent(scaling, digits=0),
         _loss_text(n),
         _flags(flat),
     )
 
 
+def _short(name: str) -> str:
+    """The test function of a test id, without ``test_``: ``test_epoch[cpu-...]`` is ``epoch``."""
+    function = name.split("[", 1)[0].removeprefix("test_")
+    return function if len(function) <= _SHORT else function[: _SHORT - 1] + "~"
+
+
 def table_lines(rows: Sequence[tuple[str, ...]]) -> list[str]:
-    table = [COLUMNS, *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
-    lines = []
-    for i, r in enumerate(table):
-        cells = [c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=True))]
-        lines.append("  ".join(cells).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return lines
+    """The table of :func:`row` cells, each row labelled ``#n``, then a blank line and one line per label: the full
+    test id, and the flags (NOISY, THROTTLED, NO-CUDAGRAPHS) where a row has any."""
+    tags = labels(len(rows))
+    table = aligned([HEADER, *((tag, _short(r[0]), *r[1:-1]) for tag, r in zip(tags, rows, strict=True))], left=(0, 1))
+    width = max(map(len, tags), default=0)
+    named = [f"{tag.ljust(width)}  {r[0]}" + (f"  {r[-1]}" if r[-1] else "") for tag, r in zip(tags, rows, strict=True)]
+    return [*table, "", *named] if named else table
 
 
 def format_results(results: Iterable[Any]) -> list[str]:
