@@ -32,7 +32,8 @@ from typing import Any
 from trainperf import child_process
 from trainperf.child_process import ChildError
 from trainperf.measurement.cases import Case
-from trainperf.measurement.measure import MeasurementError, require_graphs, timed
+from trainperf.measurement.checks import MeasurementError, require_graphs
+from trainperf.measurement.measure import timed
 from trainperf.results import CompileTime, Identity
 
 PROBE_STEADY_STEPS = 5

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from trainperf.measurement.cases import Case
+from trainperf.measurement.checks import MeasurementError, check_training, compile_outcome
 from trainperf.measurement.training import compile_counters, synchronize
 from trainperf.results import Compilation, Epoch, Health, Identity, Loader, Rates, TrainStep
 
@@ -31,10 +31,6 @@ MAX_STEPS_PER_WINDOW = 100_000
 
 OnRound = Callable[[int, int, float], None]
 """Told after each timed round: rounds done, rounds in all, that round's img/s (0 done: the untimed warm-up's)."""
-
-
-class MeasurementError(Exception):
-    """The numbers of this case cannot be trusted; the message says why."""
 
 
 def spread(samples: Sequence[float]) -> float:
@@ -68,47 +64,6 @@ def timed(fn: Callable[[], Any], device: torch.device) -> float:
 def _loss(trainer: Trainer) -> float:
     assert trainer.last_loss is not None
     return float(trainer.last_loss.float().item())
-
-
-def _check_training(loss_first: float, loss_last: float) -> None:
-    if not math.isfinite(loss_last):
-        raise MeasurementError(f"loss became {loss_last} during the benchmark: the run diverged")
-    if not loss_last < loss_first:
-        raise MeasurementError(
-            f"loss did not go down ({loss_first:.4f} -> {loss_last:.4f}): the benchmark is not training"
-        )
-
-
-def require_graphs(case: Case, graphs: int) -> None:
-    """A compiled case that compiled no graph ran eagerly: its numbers would be eager ones under a compile label."""
-    if case.compiled and graphs == 0:
-        raise MeasurementError(
-            "torch.compile compiled no graph for this case: the model ran eagerly (Dynamo disabled, its recompile "
-            "limit hit, or a graph break around all of it), so these would be eager numbers under a compile label"
-        )
-
-
-def _compile_outcome(trainer: Trainer, at_start: Compilation, before_rounds: Compilation) -> Compilation:
-    """This case's graphs, graph breaks, recompilations and (CUDA-graph modes) CUDA-graph skips since its
-    measurement started (Dynamo's counters are process-wide running totals, and compiling is lazy: nothing
-    compiles before the first step); raises when timed rounds compiled, or when a compiled case compiled nothing."""
-    after = compile_counters()
-    if after.graphs is None or before_rounds.graphs is None or at_start.graphs is None:  # no Dynamo counters
-        return Compilation()
-    in_rounds = after.graphs - before_rounds.graphs
-    if in_rounds > 0:
-        raise MeasurementError(
-            f"torch.compile compiled {in_rounds} new graph(s) during timed rounds (recompilation or graph "
-            f"breaks on new inputs): the numbers include compilation"
-        )
-    since = after.since(at_start)
-    require_graphs(trainer.case, since.graphs or 0)
-    # CUDA-graph skips are flagged, not failed: this is what the mode does for this model on this torch, and a
-    # release that starts skipping shows up as a slower number with the reason beside it.
-    skips = since.cudagraph_skips if trainer.case.cudagraphs else None
-    return Compilation(
-        graphs=since.graphs, graph_breaks=since.graph_breaks, recompiles_in_rounds=in_rounds, cudagraph_skips=skips
-    )
 
 
 def _memory_start(device: torch.device) -> None:
@@ -181,9 +136,9 @@ def _training_outcome(
     before_rounds: Compilation,
 ) -> Health:
     """Memory, telemetry, loss and recompilation of the timed rounds; raises when they cannot be trusted."""
-    compiled = _compile_outcome(trainer, at_start, before_rounds)
+    compiled = compile_outcome(trainer, at_start, before_rounds)
     loss_last = _loss(trainer)
-    _check_training(loss_first, loss_last)
+    check_training(loss_first, loss_last)
     peak, kind = _memory_peak(trainer.device, telemetry.rss_peak_mib)
     return Health(
         loss_first=round(loss_first, 5),
@@ -284,7 +239,8 @@ def train_step(
         window_s_rounds=tuple(round(s, 6) for s in round_s),
         steps_per_round=steps_per_round,
         rounds=len(round_s),
-        compile_s=round(max(0.0, sum(warm_times) - len(warm_times) * steady_s), 4),
+        # eager has nothing to compile: its warm-up excess is first-launch and autotuning cost, not compile time
+        compile_s=round(max(0.0, sum(warm_times) - len(warm_times) * steady_s), 4) if trainer.case.compiled else None,
         first_step_s=round(warm_times[0], 4),
         warmup_steps=warmup_steps,
         health=_training_outcome(trainer, telemetry, loss_first, at_start, before_rounds),
