@@ -129,6 +129,14 @@ def _parser() -> argparse.ArgumentParser:
         "--keep", type=_positive_int, default=DEFAULT_KEEP_RUNS, metavar="N", help="newest runs kept (default: 10)"
     )
     promote.add_argument("--replace", action="store_true", help="the given runs replace an entry's runs")
+    peak = commands.add_parser(
+        "peak",
+        help="measure the device's dense matmul TFLOP/s per dtype, beside the datasheet peak MFU uses",
+        description="Times square matmuls per dtype (best of several windows) for MFU against what the part does.",
+    )
+    peak.add_argument("--device", default="cuda", help="torch device (default: cuda)")
+    peak.add_argument("--dtype", default="bf16,fp16,tf32,fp32", metavar="LIST", help="default: bf16,fp16,tf32,fp32")
+    peak.add_argument("--n", type=_positive_int, default=8192, metavar="N", help="matrix size (default: 8192)")
     show = actions.add_parser("show", help="runs, between-run noise, threshold and detectable drop per benchmark")
     show.add_argument("paths", nargs="*", type=Path, default=[Path("baselines")], metavar="PATH")
     _policy_options(show)
@@ -231,6 +239,23 @@ def ab(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def peak(args: argparse.Namespace) -> int:
+    """``trainperf peak``: exit 0 measured, 2 bad input (an unknown dtype, a device this machine lacks)."""
+    import torch
+
+    from trainperf.measurement import peak as pk
+
+    dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()]
+    if unknown := [d for d in dtypes if d not in pk.DTYPES]:
+        print(f"trainperf peak: --dtype {','.join(unknown)}: expected some of {','.join(pk.DTYPES)}", file=sys.stderr)
+        return 2
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"trainperf peak: --device {args.device}: CUDA is not available on this machine", file=sys.stderr)
+        return 2
+    print("\n".join(pk.table(args.device, dtypes, args.n)))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trainperf`` console script; returns the exit code."""
     parser = _parser()
@@ -240,10 +265,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print("trainperf: error: a command is required (report, ab, baseline)", file=sys.stderr)
+        print("trainperf: error: a command is required (report, ab, baseline, peak)", file=sys.stderr)
         return 2
     if args.command == "ab":
         return ab(args)
+    if args.command == "peak":
+        return peak(args)
     if args.command == "baseline":
         if args.action == "record":
             return bc.record(args.pytest_args)

@@ -78,3 +78,23 @@ def _calibrate(fn: Any, device: Any, window_s: float) -> int:
         if calls / rate >= window_s / 4 or calls >= 1 << 16:
             return max(1, int(rate * window_s))
         calls *= 2
+
+
+def table(device: str, dtypes: list[str], n: int) -> list[str]:
+    """``trainperf peak``'s lines: per dtype, the measured rate beside the datasheet peak of ``mfu.PEAK_FLOPS``."""
+    from trainperf.machine.environment import environment_info
+    from trainperf.measurement.mfu import peak_flops
+
+    name = environment_info()["gpu_name"] if device.startswith("cuda") else None
+    lines = [f"{device}: {name or 'no datasheet peak (not a CUDA device)'}; {n}x{n} matmuls, best window"]
+    lines.append(f"{'dtype':<6}  {'measured TFLOP/s':>16}  {'datasheet':>9}  {'share':>6}")
+    for dtype in dtypes:
+        got = measure(device, dtype, n=n)
+        sheet = peak_flops(name, "fp32" if dtype in ("tf32", "fp32") else dtype, tf32=dtype == "tf32")
+        share = f"{got.tflops * 1e12 / sheet:.0%}" if sheet else "-"
+        lines.append(f"{dtype:<6}  {got.tflops:>16,.1f}  {_tflops(sheet):>9}  {share:>6}")
+    return lines
+
+
+def _tflops(flops: float | None) -> str:
+    return "-" if flops is None else f"{flops / 1e12:,.0f}"
