@@ -412,10 +412,13 @@ def test_two_nodes_on_one_machine_record_the_case_once(ddp_suite, tmp_path):
         ),
         (
             ("--trainperf-nnodes=2", "--trainperf-rdzv-endpoint=h:1", "--trainperf-world-sizes=2,3"),
-            "*--trainperf-world-sizes: expected multiples of --trainperf-nnodes 2*got 2,3*",
+            "*--trainperf-world-sizes: got 2,3; expected multiples of --trainperf-nnodes 2*",
         ),
-        (("--trainperf-rdzv-endpoint=nohostport",), "*--trainperf-rdzv-endpoint: expected HOST:PORT*"),
-        (("--trainperf-world-sizes=0",), "*--trainperf-world-sizes: expected 'auto' or a comma-separated*"),
+        (
+            ("--trainperf-rdzv-endpoint=nohostport",),
+            "*--trainperf-rdzv-endpoint: got 'nohostport'; expected HOST:PORT*",
+        ),
+        (("--trainperf-world-sizes=0",), "*--trainperf-world-sizes: got '0'; expected 'auto' or a comma-separated*"),
     ],
 )
 def test_bad_distributed_options_are_usage_errors(ddp_suite, args, message):
@@ -429,7 +432,7 @@ def test_each_process_must_find_a_batch_in_its_shard(ddp_suite):
     args = ("--setup-plan", "-m", "distributed and cpu", "--trainperf-world-sizes=2", "--trainperf-batch-size=64")
     result = ddp_suite.pytester.runpytest(*args, "--trainperf-synthetic-images=100")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(
+    result.stderr.fnmatch_lines(
         ["*-ws2?: batch 64 per process x 2 processes needs 128 images, more than the dataset's 100*"]
     )
     assert ddp_suite.pytester.runpytest(*args, "--trainperf-synthetic-images=128").ret == 0

@@ -270,7 +270,7 @@ def test_update_that_never_settles_within_its_budget_is_refused(gated, key):
 def test_update_into_a_missing_directory_is_an_error(perf_suite):
     result = perf_suite.run(*GATE, "--trainperf-update-baselines")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*trainperf: *baselines: baseline directory does not exist*"])
+    result.stderr.fnmatch_lines(["*trainperf: *baselines: baseline directory does not exist*"])
 
 
 @pytest.mark.parametrize(
@@ -299,7 +299,7 @@ def test_bad_baseline_file_is_a_clear_error(gated, key, content, message):
     _baseline(gated, key).write_text(content)
     result = gated.run(*GATE)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines([f"*trainperf: *{key}.json: {message}"])
+    result.stderr.fnmatch_lines([f"*trainperf: *{key}.json: {message}"])
     assert "Traceback" not in result.stdout.str()
     result.assert_outcomes()  # refused before any benchmark ran
 
@@ -308,7 +308,7 @@ def test_unknown_benchmark_id_is_an_error(gated, key):
     _recorded(gated, key, lambda doc, entry: doc["benchmarks"].update({"test_train_step[cpu-eagr-x]": entry}))
     result = gated.run(*GATE, LOOSE)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*'test_train_step[[]cpu-eagr-x[]]' is not a trainperf benchmark id*"])
+    result.stderr.fnmatch_lines(["*'test_train_step[[]cpu-eagr-x[]]' is not a trainperf benchmark id*"])
     result.assert_outcomes()  # refused before any benchmark ran
 
 
@@ -329,7 +329,7 @@ def test_strict_first_recording_passes_and_partial_runs_are_not_judged(gated, ke
     assert gated.run("--collect-only", "--trainperf-strict").ret == 0
     disabled = gated.run(*GATE, "--benchmark-disable", "--trainperf-update-baselines")
     assert disabled.ret == pytest.ExitCode.USAGE_ERROR
-    disabled.stdout.fnmatch_lines(["*need timed benchmarks; they are disabled here*"])
+    disabled.stderr.fnmatch_lines(["*--trainperf-update-baselines: needs timed benchmarks; they are disabled here*"])
 
 
 def test_update_never_writes_from_a_run_with_gate_errors(gated, key):
@@ -337,11 +337,11 @@ def test_update_never_writes_from_a_run_with_gate_errors(gated, key):
     before = path.read_bytes()
     result = gated.run(*GATE, *RECORD)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*runs must be a list of positive img/s values*"])
+    result.stderr.fnmatch_lines(["*runs must be a list of positive img/s values*"])
     assert path.read_bytes() == before
     explicit = gated.run(*GATE, f"--trainperf-baseline={path}", "--trainperf-update-baselines")
     assert explicit.ret == pytest.ExitCode.USAGE_ERROR
-    explicit.stdout.fnmatch_lines(["*cannot be combined with --trainperf-baseline*"])
+    explicit.stderr.fnmatch_lines(["*cannot be combined with --trainperf-baseline*"])
 
 
 def test_explicit_baseline_of_another_machine_is_refused(gated, key, tmp_path):
@@ -352,7 +352,7 @@ def test_explicit_baseline_of_another_machine_is_refused(gated, key, tmp_path):
     other.write_text(json.dumps(doc))
     result = gated.run(*GATE, f"--trainperf-baseline={other}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(
+    result.stderr.fnmatch_lines(
         [f"*recorded on machine key 'cuda-nvidia-h200-torch2.11-cuda12.8', this machine is '{key}'*"]
     )
     allowed = gated.run(*GATE, f"--trainperf-baseline={other}", "--trainperf-allow-mismatch", LOOSE)

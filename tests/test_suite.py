@@ -112,15 +112,15 @@ def test_unsupported_combination_is_skipped_with_reason(perf_suite):
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        ("--trainperf-rounds=0", "--trainperf-rounds: expected an integer >= 1, got '0'"),
+        ("--trainperf-rounds=0", "--trainperf-rounds: got '0'; expected an integer >= 1"),
         (
             "--trainperf-compile=fast",
-            "--trainperf-compile: expected a comma-separated list of eager, default*",
+            "--trainperf-compile: got 'fast'; expected a comma-separated list of eager, default*",
         ),
         ("--trainperf-model=nosuchnet", "--trainperf-model: unknown model 'nosuchnet'*"),
         ("--trainperf-model=nosuchmod:make", "--trainperf-model: cannot import module 'nosuchmod'*"),
-        ("--trainperf-tf32=maybe", "--trainperf-tf32: expected 'on' or 'off', got 'maybe'"),
-        ("--trainperf-matrix=huge", "--trainperf-matrix: expected 'default' or 'full', got 'huge'"),
+        ("--trainperf-tf32=maybe", "--trainperf-tf32: got 'maybe'; expected 'on' or 'off'"),
+        ("--trainperf-matrix=huge", "--trainperf-matrix: got 'huge'; expected 'default' or 'full'"),
     ],
 )
 def test_bad_option_is_a_usage_error(perf_suite, option, message):
@@ -152,7 +152,7 @@ def test_bad_option_is_a_usage_error(perf_suite, option, message):
 def test_a_batch_the_data_cannot_fill_stops_the_run_before_any_test(perf_suite, args, message):
     result = perf_suite.run(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines([f"*{message}*"])
+    result.stderr.fnmatch_lines([f"*{message}*"])
     assert "passed" not in result.stdout.str() and "Traceback" not in result.stdout.str()
 
 
@@ -192,7 +192,7 @@ def test_a_custom_epoch_loader_still_needs_the_trainers_staged_batch(perf_suite)
     )
     result = perf_suite.run("-m", "epoch and cpu", "--trainperf-batch-size=600", "--setup-plan")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*test_epoch?cpu-*-b600-*?: batch 600 needs 600 images, more than the dataset's 512*"])
+    result.stderr.fnmatch_lines(["*test_epoch?cpu-*-b600-*?: batch 600 needs 600 images, more than the dataset's 512*"])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="about benchmarks that skip for lack of CUDA")
@@ -214,20 +214,22 @@ def test_benchmarks_that_will_skip_need_no_data(perf_suite, tmp_path):
 def test_ini_and_env_values_are_used_and_cli_wins(perf_suite, monkeypatch):
     perf_suite.pytester.makeini("[pytest]\ntrainperf_window_s = -1\n")
     result = perf_suite.run("--collect-only")
-    result.stderr.fnmatch_lines(["*ini option trainperf_window_s: expected a positive number, got '-1'*"])
+    result.stderr.fnmatch_lines(["*ini option trainperf_window_s: got '-1'; expected a positive number*"])
     result = perf_suite.run("--collect-only", "--trainperf-window-s=0.5")
     assert result.ret == 0
     monkeypatch.setenv("TRAINPERF_DATA_DIR", "/no/such/dir")
     result = perf_suite.run("--collect-only", "--trainperf-window-s=0.5")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*trainperf data dir*/no/such/dir*"])
+    result.stderr.fnmatch_lines(
+        ["*environment variable TRAINPERF_DATA_DIR: CIFAR-10 directory /no/such/dir does not exist*"]
+    )
 
 
 def test_require_cuda_turns_no_gpu_into_an_error(perf_suite, monkeypatch):
     monkeypatch.setenv("TRAINPERF_REQUIRE_CUDA", "1")
     result = perf_suite.run("-m", "cpu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*TRAINPERF_REQUIRE_CUDA is set but CUDA is not available*"])
+    result.stderr.fnmatch_lines(["*TRAINPERF_REQUIRE_CUDA is set but CUDA is not available*"])
     result.assert_outcomes()
 
 
@@ -253,7 +255,7 @@ def test_corrupt_cifar_directory_is_a_clear_error(perf_suite, tmp_path):
     # the files are read before any test runs, so a damaged one fails at once instead of after minutes.
     result = perf_suite.run(f"--trainperf-data-dir={root}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*trainperf data dir: CIFAR-10 data in *cannot read data_batch_2*"])
+    result.stderr.fnmatch_lines(["*trainperf: --trainperf-data-dir: CIFAR-10 data in *cannot read data_batch_2*"])
     assert "passed" not in result.stdout.str()
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
@@ -264,7 +266,7 @@ def test_a_batch_larger_than_the_real_cifar_directory_is_a_usage_error(perf_suit
     root = write_cifar10(tmp_path / "cifar", images_per_batch=4)
     result = perf_suite.run(f"--trainperf-data-dir={root}", "-m", "train_step", "--setup-plan")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines([f"*batch 32 needs 32 images, more than the dataset's 20 (CIFAR-10 in {root})*"])
+    result.stderr.fnmatch_lines([f"*batch 32 needs 32 images, more than the dataset's 20 (CIFAR-10 in {root})*"])
 
 
 def test_optimizer_and_epoch_loader_fixtures_can_be_overridden(perf_suite, tmp_path):

@@ -60,9 +60,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     names = [n for n in CASE_FIXTURES if n in metafunc.fixturenames]
-    if len(names) > 1:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: use only one of {', '.join(names)}")
-    if names:
+    if len(names) > 1:  # raised here, it would be a collection error with a traceback: refused once collected
+        where, problem = metafunc.definition.nodeid, f"asks for {', '.join(names)}"
+        state_of(metafunc.config).refused.append((where, problem, "one trainperf case fixture per test"))
+    elif names:
         metafunc.parametrize(names[0], params(names[0], state_of(metafunc.config).settings))
 
 
@@ -108,7 +109,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
-    """Scaling efficiency is a property of the run: computed once every world size has run, as it is saved."""
+    """Scaling efficiency is a property of the run: computed once every world size has run, as it is saved.
+    Case parameters are saved as their ids (plain JSON)."""
     from trainperf.gate.runs import add_scaling
+    from trainperf.pytest_edge.session_finish import plain_params
 
     add_scaling(output_json.get("benchmarks", []))
+    plain_params(output_json.get("benchmarks", []))

@@ -23,7 +23,7 @@ import json
 import math
 import os
 import re
-import tempfile
+import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,12 @@ _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\[([^\[\]\s]+)\]$")
 
 
 class BaselineError(Exception):
-    """A baseline file cannot be used; the message names the file and the problem."""
+    """A baseline file cannot be used: ``"<file>: <problem>; expected <what>"``. The parts are kept apart so the
+    pytest edge can name the option that pointed at the file (``--benchmark-compare``) in its one style."""
+
+    def __init__(self, path: Path | str, problem: str, expected: str) -> None:
+        super().__init__(f"{path}: {problem}; expected {expected}")
+        self.path, self.problem, self.expected = path, problem, expected
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,10 @@ class Baseline:
         return out
 
 
+_A_BASELINE = f"a JSON object with schema {SCHEMA!r}, as --trainperf-update-baselines writes"
+_AN_ENTRY = "an object with img_per_s, runs and samples"
+
+
 def baseline_path(directory: Path, key: str) -> Path:
     return directory / f"{key}.json"
 
@@ -98,39 +107,47 @@ def _tolerance(value: Any, where: str, path: Path) -> float | None:
     if value is None:
         return None
     if not _positive(value) or value >= 1:
-        raise BaselineError(f"{path}: {where} must be a fraction between 0 and 1 (0.05 = 5%), got {value!r}")
+        raise BaselineError(path, f"{where} must be a fraction, got {value!r}", "a number between 0 and 1 (0.05 = 5%)")
     return float(value)
 
 
 def parse(doc: Any, path: Path) -> Baseline:
     """Validate a decoded baseline document; every problem is a BaselineError naming ``path``."""
     if not isinstance(doc, dict):
-        raise BaselineError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+        raise BaselineError(path, f"not a trainperf baseline (a JSON {type(doc).__name__})", _A_BASELINE)
     if doc.get("schema") != SCHEMA:
-        raise BaselineError(f"{path}: not a trainperf baseline (schema {doc.get('schema')!r}, expected {SCHEMA!r})")
+        raise BaselineError(path, f"not a trainperf baseline (schema {doc.get('schema')!r})", _A_BASELINE)
     version = doc.get("schema_version")
+    versions = f"schema_version 1 to {SCHEMA_VERSION}"
     if not isinstance(version, int) or isinstance(version, bool):
-        raise BaselineError(f"{path}: schema_version must be an integer, got {version!r}")
+        raise BaselineError(path, f"schema_version must be an integer, got {version!r}", versions)
     if version > SCHEMA_VERSION:
         raise BaselineError(
-            f"{path}: schema_version {version} is newer than this trainperf understands ({SCHEMA_VERSION}); "
-            f"upgrade trainperf"
+            path,
+            f"schema_version {version} is newer than this trainperf understands ({SCHEMA_VERSION})",
+            f"{versions} (or upgrade trainperf)",
         )
     if version < 1:
-        raise BaselineError(
-            f"{path}: schema_version {version} is not a valid version (this trainperf reads 1 to {SCHEMA_VERSION})"
-        )
+        raise BaselineError(path, f"schema_version {version} is not a valid version", versions)
     key = doc.get("machine_key")
     if not isinstance(key, str) or not key:
-        raise BaselineError(f"{path}: machine_key must be a non-empty string, got {key!r}")
+        raise BaselineError(
+            path, f"machine_key must be a non-empty string, got {key!r}", "the key the file is named after"
+        )
     default_tolerance = _tolerance(doc.get("default_tolerance"), "default_tolerance", path)
     benchmarks = doc.get("benchmarks")
     if not isinstance(benchmarks, dict):
-        raise BaselineError(f"{path}: 'benchmarks' must be an object of benchmark id -> entry")
+        raise BaselineError(
+            path, f"'benchmarks' must be an object, got {type(benchmarks).__name__}", "benchmark id -> entry"
+        )
     entries = {name: _entry(name, raw, path) for name, raw in benchmarks.items()}
     speed = doc.get("machine_speed", [])
     if not isinstance(speed, list) or not all(_positive(v) for v in speed):
-        raise BaselineError(f"{path}: machine_speed must be a list of positive numbers (MiB/s), got {speed!r}")
+        raise BaselineError(
+            path,
+            f"machine_speed must be a list of positive numbers, got {speed!r}",
+            "positive MiB/s values, like [912.4]",
+        )
     return Baseline(key, entries, default_tolerance, tuple(float(v) for v in speed))
 
 
@@ -138,27 +155,35 @@ def _entry(name: str, raw: Any, path: Path) -> Entry:
     match = _ID.match(name)
     if not match or not is_benchmark_param_id(match.group(1)):
         raise BaselineError(
-            f"{path}: {name!r} is not a trainperf benchmark id (expected test_name[case-id], e.g. "
-            f"test_train_step[cpu-eager-fp32-contiguous-resnet18-b128-foreach] or test_dataloader[cuda-w4-pin])"
+            path,
+            f"{name!r} is not a trainperf benchmark id",
+            "test_name[case-id], e.g. test_train_step[cpu-eager-fp32-contiguous-resnet18-b128-foreach] or "
+            "test_dataloader[cuda-w4-pin]",
         )
     if not isinstance(raw, dict):
-        raise BaselineError(f"{path}: entry {name} must be an object")
+        raise BaselineError(path, f"entry {name} must be an object, got {type(raw).__name__}", _AN_ENTRY)
     img_per_s = raw.get("img_per_s")
     if not _positive(img_per_s):
-        raise BaselineError(f"{path}: entry {name}: img_per_s must be a positive number, got {img_per_s!r}")
+        raise BaselineError(
+            path, f"entry {name}: img_per_s must be a positive number, got {img_per_s!r}", "a number like 616.3"
+        )
     samples = raw.get("samples")
     if not isinstance(samples, list) or not samples or not all(_positive(s) for s in samples):
         raise BaselineError(
-            f"{path}: entry {name}: samples must be a non-empty list of positive img/s values, got {samples!r}"
+            path,
+            f"entry {name}: samples must be a non-empty list of positive img/s values, got {samples!r}",
+            "the newest run's rounds, like [607.1, 626.1]",
         )
     runs = raw.get("runs", [])
     if not isinstance(runs, list) or not all(_positive(r) for r in runs):
         raise BaselineError(
-            f"{path}: entry {name}: runs must be a list of positive img/s values (one median per run), got {runs!r}"
+            path,
+            f"entry {name}: runs must be a list of positive img/s values, got {runs!r}",
+            "one median per run, like [612.0, 620.1]",
         )
     provenance = raw.get("provenance", {})
     if not isinstance(provenance, dict):
-        raise BaselineError(f"{path}: entry {name}: provenance must be an object")
+        raise BaselineError(path, f"entry {name}: provenance must be an object", "an object (commit, date, machine)")
     return Entry(
         img_per_s=float(img_per_s),
         samples=tuple(float(s) for s in samples),
@@ -173,15 +198,19 @@ def read_json(path: Path, *, what: str = "baseline file") -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BaselineError(f"{path}: no such {what}") from None
+        raise BaselineError(path, f"no such {what}", f"the path of an existing {what}") from None
     except OSError as exc:
-        raise BaselineError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise BaselineError(path, f"cannot read ({exc.strerror or exc})", f"a readable {what}") from None
     except UnicodeDecodeError as exc:
-        raise BaselineError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+        raise BaselineError(
+            path, f"not UTF-8 text ({exc.reason} at byte {exc.start})", "UTF-8 text (save it as UTF-8)"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BaselineError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        raise BaselineError(
+            path, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", f"a whole JSON {what}"
+        ) from None
 
 
 def load(path: Path) -> Baseline:
@@ -191,14 +220,21 @@ def load(path: Path) -> Baseline:
 
 def write_atomic(path: Path, baseline: Baseline) -> None:
     """Write via a temporary file in the same directory and a rename: readers (and a crash) see the old file
-    or the new one, never half of one."""
+    or the new one, never half of one.
+
+    The file gets the mode any new file gets (0666 less the umask: 0644 as git checks it out), not the 0600 of
+    ``tempfile.mkstemp``: baselines are committed and read by other users, CI among them."""
     directory = path.parent
     if not directory.is_dir():
-        raise BaselineError(f"{directory}: baseline directory does not exist (create it and commit it)")
+        raise BaselineError(
+            directory, "baseline directory does not exist", "an existing directory (create it and commit it)"
+        )
     if not os.access(directory, os.W_OK):
-        raise BaselineError(f"{directory}: baseline directory is not writable")
+        raise BaselineError(directory, "baseline directory is not writable", "a directory this user can write to")
     text = json.dumps(baseline.as_json(), indent=2, sort_keys=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # O_EXCL: never another writer's file; 0o666 through the umask, exactly as open(path, "w") would.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -206,7 +242,7 @@ def write_atomic(path: Path, baseline: Baseline) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

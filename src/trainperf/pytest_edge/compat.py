@@ -5,6 +5,8 @@ to the safe answer when the attribute is missing.
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Any
 
 
@@ -42,3 +44,32 @@ def own_fixture(item: Any, name: str, module: str) -> bool:
     """
     defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).get(name)
     return bool(defs) and getattr(defs[-1].func, "__module__", None) == module
+
+
+def compared_files(config: Any, name: str) -> list[Path] | None:
+    """The saved-run files ``--benchmark-compare NAME`` selects, found as pytest-benchmark finds them; None when
+    that cannot be told (no benchmark session, runs not stored in files).
+
+    Only ``config._benchmarksession.storage`` knows where runs are kept (``--benchmark-storage``) and how NAME
+    matches them; pytest-benchmark hands the compare hook each document it loaded, never the file, and never
+    one it failed to load.
+    """
+    storage = getattr(getattr(config, "_benchmarksession", None), "storage", None)
+    if type(storage).__name__ != "FileStorage":
+        return None
+    try:
+        return [Path(found) for found in storage.query(name)]
+    except (ValueError, OSError):
+        return None
+
+
+def uncaptured(capture: Any) -> contextlib.AbstractContextManager[Any]:
+    """Output capturing suspended while a line is written during a test.
+
+    During a test pytest captures file descriptor 1, terminal reporter's writes included; its capture
+    manager's ``global_and_fixture_disabled`` (what pytest's own live logging uses) is the only way around it:
+    ``capsys.disabled()`` would need the capsys fixture, which clashes with a test's capfd. Without it the line
+    lands in the test's captured output instead.
+    """
+    disabled = getattr(capture, "global_and_fixture_disabled", None)
+    return disabled() if callable(disabled) else contextlib.nullcontext()

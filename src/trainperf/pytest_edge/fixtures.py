@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from trainperf.measurement.cases import Case, DistributedCase, LoaderCase
+from trainperf.pytest_edge import errors
 from trainperf.pytest_edge.runner import Runner, call_or_fail, check_runnable, release_device_memory
 from trainperf.pytest_edge.state import state_of
 from trainperf.settings import Settings
@@ -37,7 +38,10 @@ def trainperf_dataset(trainperf_settings: Settings) -> Any:
     try:
         return data.training_set(s.data_dir, s.synthetic_images, s.seed)
     except data.DataError as exc:
-        pytest.exit(f"trainperf: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        # Bad input never gets here: session_start read these files before the first test and refused them as a
+        # usage error. Files changed since then do, and a fixture can stop the run only through pytest.exit.
+        message = errors.text("--trainperf-data-dir", *errors.split_expected(str(exc)))
+        pytest.exit(message, returncode=errors.EXIT_STATUS)
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """The pytest edge of ``trainperf.settings``: its options as flags and ini keys, and a config parsed into Settings.
 
 Every value is resolved as: command line, then environment variable (where one is named), then ini key,
-then the default.  A bad value raises ``pytest.UsageError`` naming the option and what was expected.  The parsed
-Settings are kept for the run by ``trainperf.pytest_edge.state``.
+then the default.  A bad value stops the run as a usage error naming the option, the value and what was expected
+(``trainperf.pytest_edge.errors``).  The parsed Settings are kept for the run by ``trainperf.pytest_edge.state``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from trainperf.measurement import cases
+from trainperf.pytest_edge.errors import bad_input, split_expected
 from trainperf.settings import OPTIONS, Option, Settings
 
 
@@ -31,33 +32,41 @@ def add_options(parser: pytest.Parser) -> None:
 
 
 def settings_from_config(config: pytest.Config) -> Settings:
-    """The trainperf settings of this pytest run; raises ``pytest.UsageError`` on a bad or inconsistent value."""
-    values = {option.name: _value(config, option) for option in OPTIONS}
+    """The trainperf settings of this pytest run; a bad or inconsistent value stops the run (``errors``)."""
+    raw = {option.name: _raw_value(config, option) for option in OPTIONS}
+    values = {option.name: _value(option, *raw[option.name]) for option in OPTIONS}
     for name in values["model"] or ():
         _check_model_name(name)
     if values["data_dir"] is not None:
-        _check_data_dir(values["data_dir"])
+        _check_data_dir(values["data_dir"], raw["data_dir"][1])
     _check_distributed(values["nnodes"], values["rdzv_endpoint"], values["world_sizes"])
     if values["record_max_runs"] < values["record_min_runs"]:
-        raise pytest.UsageError(
-            f"--trainperf-record-max-runs: expected at least --trainperf-record-min-runs "
-            f"({values['record_min_runs']}), got {values['record_max_runs']}"
+        bad_input(
+            "--trainperf-record-max-runs",
+            f"{values['record_max_runs']} is fewer than --trainperf-record-min-runs {values['record_min_runs']}",
+            f"at least {values['record_min_runs']}",
+        )
+    if values["update_baselines"] and values["baseline"] is not None:
+        bad_input(
+            "--trainperf-update-baselines",
+            "cannot be combined with --trainperf-baseline (a recording goes to this machine's own file)",
+            "one of the two",
         )
     overrides = {axis: values[axis] for axis in cases.AXES if values[axis] is not None}
     return Settings(**values, overrides=overrides)
 
 
-def _value(config: pytest.Config, option: Option) -> Any:
-    raw, source = _raw_value(config, option)
+def _value(option: Option, raw: str | None, source: str) -> Any:
     if raw is None:
         return option.value
     try:
         return option.parse(raw)
     except ValueError:
-        raise pytest.UsageError(f"{source}: expected {option.expected}, got {raw!r}") from None
+        bad_input(source, f"got {raw!r}", option.expected)
 
 
 def _raw_value(config: pytest.Config, option: Option) -> tuple[str | None, str]:
+    """The value given for ``option`` and where it came from (the flag, the environment variable, the ini key)."""
     cli = config.getoption(option.cli)
     if option.flag and cli:
         return "1", option.cli
@@ -68,38 +77,44 @@ def _raw_value(config: pytest.Config, option: Option) -> tuple[str | None, str]:
     ini = config.getini(option.ini)
     if ini not in ("", None):
         return str(ini), f"ini option {option.ini}"
-    return None, ""
+    return None, option.cli
 
 
-def _check_data_dir(data_dir: str) -> None:
+def _check_data_dir(data_dir: str, source: str) -> None:
     from trainperf.measurement.datadir import DataError, check_cifar10_dir
 
     # Only the files' presence here: this runs in every pytest session of the environment. Their
-    # contents are read when a benchmark is collected (plugin.pytest_collection_finish).
+    # contents are read when a benchmark is collected (session_start, through data_check).
     try:
         check_cifar10_dir(data_dir)
     except DataError as exc:
-        raise pytest.UsageError(f"trainperf data dir: {exc}") from None
+        bad_input(source, *split_expected(str(exc)))
 
 
 def _check_distributed(nnodes: int, rdzv_endpoint: str | None, world_sizes: tuple[int, ...] | None) -> None:
     if nnodes > 1 and rdzv_endpoint is None:
-        raise pytest.UsageError(
-            f"--trainperf-nnodes {nnodes}: a multi-node run needs --trainperf-rdzv-endpoint HOST:PORT "
-            f"(the same on every node)"
+        bad_input(
+            f"--trainperf-nnodes {nnodes}",
+            "a multi-node run needs --trainperf-rdzv-endpoint",
+            "--trainperf-rdzv-endpoint HOST:PORT, the same on every node",
         )
     if nnodes > 1 and not world_sizes:
         # "auto" counts each node's own GPUs; nodes that disagree would launch different cases and wait
         # for each other's rendezvous until the deadline.
-        raise pytest.UsageError(
-            f"--trainperf-nnodes {nnodes}: a multi-node run needs explicit --trainperf-world-sizes "
-            f"(the same on every node), e.g. {nnodes},{2 * nnodes}"
+        bad_input(
+            f"--trainperf-nnodes {nnodes}",
+            "a multi-node run needs explicit --trainperf-world-sizes",
+            f"the same --trainperf-world-sizes on every node, e.g. {nnodes},{2 * nnodes}",
         )
     if world_sizes and any(w % nnodes for w in world_sizes):
-        raise pytest.UsageError(
-            f"--trainperf-world-sizes: expected multiples of --trainperf-nnodes {nnodes} (every node "
-            f"runs the same number of processes), got {','.join(map(str, world_sizes))}"
+        bad_input(
+            "--trainperf-world-sizes",
+            f"got {','.join(map(str, world_sizes))}",
+            f"multiples of --trainperf-nnodes {nnodes} (every node runs the same number of processes)",
         )
+
+
+MODEL_EXPECTED = "resnet18, resnet18_cifar, a torchvision classification model ({known}, ...) or package.module:factory"
 
 
 def _check_model_name(name: str) -> None:
@@ -110,19 +125,16 @@ def _check_model_name(name: str) -> None:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise pytest.UsageError(
-                f"--trainperf-model: cannot import module {module_name!r} of {name!r}: {exc}"
-            ) from None
-        if not callable(getattr(module, attr, None)):
-            raise pytest.UsageError(
-                f"--trainperf-model: {module_name!r} has no callable {attr!r} (expected package.module:factory)"
+            bad_input(
+                "--trainperf-model", f"cannot import module {module_name!r} of {name!r} ({exc})", "an importable module"
             )
+        if not callable(getattr(module, attr, None)):
+            bad_input("--trainperf-model", f"{module_name!r} has no callable {attr!r}", "package.module:factory")
         return
     from trainperf.measurement.models import torchvision_classifiers
 
     known = torchvision_classifiers()
     if name not in known:
-        raise pytest.UsageError(
-            f"--trainperf-model: unknown model {name!r}; expected resnet18, resnet18_cifar, a torchvision "
-            f"classification model ({', '.join(sorted(known)[:6])}, ...) or package.module:factory"
+        bad_input(
+            "--trainperf-model", f"unknown model {name!r}", MODEL_EXPECTED.format(known=", ".join(sorted(known)[:6]))
         )

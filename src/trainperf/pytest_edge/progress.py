@@ -12,12 +12,12 @@ only calls a plain ``on_round(done, total, img_per_s)``: this module is what tur
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
+
+from trainperf.pytest_edge.compat import uncaptured
 
 # "A few seconds": shorter cases finish before anyone wonders whether they hang. Module constants, read when a
 # case starts, so a test can lower them.
@@ -71,19 +71,7 @@ def progress_for(config: pytest.Config, label: str) -> Progress | None:
     capture = config.pluginmanager.get_plugin("capturemanager")
 
     def write(text: str) -> None:
-        with _uncaptured(capture):
+        with uncaptured(capture):
             reporter.write_line(text)
 
     return Progress(label, write)
-
-
-def _uncaptured(capture: Any) -> contextlib.AbstractContextManager[Any]:
-    """Output capturing suspended while a line is written during a test.
-
-    During a test pytest captures file descriptor 1, terminal reporter's writes included; its capture
-    manager's ``global_and_fixture_disabled`` (what pytest's own live logging uses) is the only way around it:
-    ``capsys.disabled()`` would need the capsys fixture, which clashes with a test's capfd. Without it the line
-    lands in the test's captured output instead.
-    """
-    disabled = getattr(capture, "global_and_fixture_disabled", None)
-    return disabled() if callable(disabled) else contextlib.nullcontext()

@@ -1,5 +1,5 @@
-"""The one object a pytest run keeps for trainperf, in ``config.stash``: the settings, the finished results, the
-runs ``--benchmark-compare`` loaded, the gate's state and its outcome.
+"""The one object a pytest run keeps for trainperf, in ``config.stash``: the settings, the benchmarks collected,
+the finished results, the runs ``--benchmark-compare`` loaded, the gate's state and its outcome.
 
 Created on first use (pytest-benchmark may hand over a compared run before trainperf's own ``pytest_configure``
 runs), with the settings parsed then, once.
@@ -27,6 +27,10 @@ class PluginState:
     results: list[Finished] = field(default_factory=list)
     # Whether this run collected trainperf benchmarks; None until collection finished.
     active: bool | None = None
+    nodeids: frozenset[str] = frozenset()  # the trainperf benchmarks collected (whose skips its summary counts)
+    # Bad input found where raising would only fail a test or a module (pytest_generate_tests): refused, in the
+    # one usage-error style, once collection finishes.
+    refused: list[tuple[str, str, str]] = field(default_factory=list)  # (where, problem, expected)
     compared: list[tuple[str, Any]] = field(default_factory=list)  # (label, --benchmark-compare document)
     gate: GateState | None = None  # set when the gate judges this run
     outcome: Outcome | None = None
