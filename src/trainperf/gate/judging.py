@@ -138,7 +138,10 @@ def prepare(settings: Settings, rootdir: Path, info: dict[str, Any], compared_do
         committed = _load_reference("baseline", path, key, settings.allow_mismatch)
     elif not directory.is_dir():
         if settings.baseline_dir != "baselines" or settings.update_baselines:
-            raise GateInputError(f"{directory}: baseline directory does not exist")
+            raise GateInputError(
+                f"{directory}: baseline directory does not exist; expected an existing directory (create it and "
+                "commit it)"
+            )
         note = f"no baseline directory {directory}"
     elif path.exists():
         committed = _load_reference("baseline", path, key, settings.allow_mismatch)
@@ -152,8 +155,8 @@ def prepare(settings: Settings, rootdir: Path, info: dict[str, Any], compared_do
     ) is None:
         # Said now, not as an ImportError after every benchmark has run.
         raise GateInputError(
-            "the regression gate needs scipy (a dependency of trainperf), which is not installed; install "
-            "trainperf with pip, or pip install scipy"
+            "the regression gate needs scipy (a dependency of trainperf), which is not installed; expected scipy "
+            "installed (install trainperf with pip, or pip install scipy)"
         )
     return state
 
@@ -170,8 +173,9 @@ def _load_reference(label: str, path: Path, key: str, allow_mismatch: bool) -> R
 def _check_key(path: Path | str, theirs: str, ours: str, allow_mismatch: bool) -> None:
     if theirs != ours and not allow_mismatch:
         raise GateInputError(
-            f"{path}: recorded on machine key {theirs!r}, this machine is {ours!r}; numbers from another machine "
-            f"are no baseline (pass --trainperf-allow-mismatch to compare anyway)"
+            f"{path}: recorded on machine key {theirs!r}, this machine is {ours!r}, and numbers from another "
+            "machine are no baseline; expected one recorded on this machine (or --trainperf-allow-mismatch to "
+            "compare anyway)"
         )
 
 
