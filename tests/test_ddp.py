@@ -20,6 +20,7 @@ from trainperf.distributed import launch as distributed
 from trainperf.distributed.launch import DistributedError, LaunchConfig
 from trainperf.gate.baseline import parse
 from trainperf.measurement.cases import Case, DistributedCase, distributed_matrix, is_benchmark_param_id
+from trainperf.measurement.checks import MeasurementError
 
 TINY = Case("cpu", "eager", "fp32", "contiguous", "ddp_models:tiny", 8, "foreach")
 CONFIG = LaunchConfig(
@@ -215,7 +216,8 @@ def test_a_rank_failing_its_checks_alone_fails_the_others_at_once():
     message = str(info.value)
     assert "timed out" not in message
     assert "rank1 failed first" in message and "loss did not go down" in message
-    assert f"rank0 also failed: trainperf.measurement.measure.MeasurementError: {distributed.PEER_FAILED}" in message
+    error = f"{MeasurementError.__module__}.{MeasurementError.__qualname__}"
+    assert f"rank0 also failed: {error}: {distributed.PEER_FAILED}" in message
 
 
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="finding the ranks of a launch needs /proc")

@@ -29,7 +29,7 @@ def test_cpu_suite_runs_and_records_metrics(perf_suite, tmp_path):
             "torch *, torchvision *",
             "backend flags: cudnn_benchmark=True*",
             "*trainperf results*",
-            f"test_train_step[[]{TINY_ID}[]]*",
+            f"#* test_train_step[[]{TINY_ID}[]]*",  # a row's label and full id, under the table
         ]
     )
     doc, benches = _benchmarks(out)
