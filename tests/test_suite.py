@@ -52,9 +52,13 @@ def test_cpu_suite_runs_and_records_metrics(perf_suite, tmp_path):
     assert step["achieved_tflops"] > 0 and step["mfu"] is None and step["peak_tflops"] is None  # CPU: no peak
     assert step["backend_flags"]["cudnn_benchmark"] is True
     assert step["settings"]["rounds"] == 3
-    for info in (b["extra_info"] for b in doc["benchmarks"]):  # what other work took while each was measured
-        load = info["machine_load"]
+    for name, bench in benches.items():  # what other work took while each was measured
+        load = bench["extra_info"]["machine_load"]
+        if load is None:  # /proc/stat counts 10 ms ticks: a tiny loader's few milliseconds may see none
+            assert name.startswith("test_dataloader["), name
+            continue
         assert set(load) == {"others", "steal", "seconds"} and 0 <= load["others"] <= 1 and load["seconds"] >= 0
+    assert benches[f"test_train_step[{TINY_ID}]"]["extra_info"]["machine_load"] is not None
     epoch = benches[f"test_epoch[{TINY_ID}]"]["extra_info"]
     assert epoch["images_per_epoch"] == 128 and len(epoch["epoch_s_rounds"]) == 2
     rates = [128 / s for s in epoch["epoch_s_rounds"]]
